@@ -1,0 +1,3 @@
+"""mlxgw: a local-first LLM gateway."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from mlxgw.cli import main
+
+main()
