@@ -1,0 +1,263 @@
+"""The gateway's one internal language: a chat request and the stream of events that answers it.
+
+Each wire protocol (mlxgw.protocols.*) parses its requests into `ChatRequest` and renders `Event`s
+back into its own JSON and SSE. Backends only ever see a `ChatRequest` and only ever yield `Event`s
+(native passthrough is the one exception: it relays the client's own bytes).
+
+The shapes follow the Anthropic Messages model, which is the richer of the two: system text apart
+from the turns, tool results as parts of a user turn, thinking as a part with an opaque signature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["user", "assistant"]
+FinishReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "refusal", "pause_turn"]
+
+
+# ---- content parts ---------------------------------------------------------------------------
+
+
+@dataclass
+class TextPart:
+    text: str
+    cache_control: dict | None = None
+
+
+@dataclass
+class ImagePart:
+    """An image given either inline (`data` base64 with `media_type`) or by `url`."""
+
+    media_type: str | None = None
+    data: str | None = None
+    url: str | None = None
+
+
+@dataclass
+class ToolCallPart:
+    id: str
+    name: str
+    arguments: str  # the JSON text of the arguments object, exactly as produced
+
+
+@dataclass
+class ToolResultPart:
+    tool_call_id: str
+    content: list[TextPart | ImagePart] = field(default_factory=list)
+    is_error: bool = False
+
+
+@dataclass
+class ThinkingPart:
+    """Model reasoning. `signature` is opaque and relayed untouched; `redacted` holds encrypted data."""
+
+    text: str = ""
+    signature: str | None = None
+    redacted: str | None = None
+
+
+Part = TextPart | ImagePart | ToolCallPart | ToolResultPart | ThinkingPart
+
+
+@dataclass
+class Message:
+    role: Role
+    content: list[Part]
+
+
+# ---- tools -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Tool:
+    name: str
+    description: str | None = None
+    input_schema: dict = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+@dataclass
+class ToolChoice:
+    mode: Literal["auto", "any", "none", "tool"] = "auto"
+    name: str | None = None  # with mode "tool"
+    disable_parallel: bool = False
+
+
+# ---- the request -----------------------------------------------------------------------------
+
+
+@dataclass
+class ChatRequest:
+    model: str
+    messages: list[Message]
+    system: list[TextPart] = field(default_factory=list)
+    tools: list[Tool] = field(default_factory=list)
+    tool_choice: ToolChoice | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None  # None means "the backend's default"; 0 stays 0
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    stream: bool = False
+    thinking_budget: int | None = None  # tokens the client allows for reasoning; None: not asked
+    user: str | None = None
+    # What the client sent, for native passthrough: its protocol ("openai" | "anthropic"),
+    # the parsed JSON body, and the headers an upstream of the same protocol may need.
+    protocol: str = ""
+    raw: dict[str, Any] | None = None
+    client_headers: dict[str, str] = field(default_factory=dict)
+    include_usage: bool = False  # OpenAI stream_options.include_usage
+
+
+# ---- the answer: a stream of events ----------------------------------------------------------
+
+
+@dataclass
+class Start:
+    """First event of every answer. `input_tokens` is the real prompt size when known."""
+
+    id: str | None = None
+    model: str | None = None
+    input_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+
+
+@dataclass
+class TextDelta:
+    text: str
+
+
+@dataclass
+class ThinkingDelta:
+    text: str
+
+
+@dataclass
+class ThinkingSignature:
+    signature: str
+
+
+@dataclass
+class RedactedThinking:
+    data: str
+
+
+@dataclass
+class ToolCallStart:
+    """A tool call begins. `index` orders the calls of one answer (0, 1, ...)."""
+
+    index: int
+    id: str
+    name: str
+
+
+@dataclass
+class ToolCallDelta:
+    index: int
+    arguments: str  # a fragment; the concatenation of all fragments is the arguments' JSON
+
+
+@dataclass
+class ToolCallEnd:
+    index: int
+
+
+@dataclass
+class Usage:
+    """Cumulative token counts; any field left None is unknown and keeps its previous value."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+
+
+@dataclass
+class Finish:
+    reason: FinishReason
+    stop_sequence: str | None = None
+
+
+Event = (
+    Start
+    | TextDelta
+    | ThinkingDelta
+    | ThinkingSignature
+    | RedactedThinking
+    | ToolCallStart
+    | ToolCallDelta
+    | ToolCallEnd
+    | Usage
+    | Finish
+)
+
+# Events that carry content: a stream that has produced one of these has "started" for failover.
+MEANINGFUL = (TextDelta, ThinkingDelta, RedactedThinking, ToolCallStart)
+
+
+@dataclass
+class ChatResponse:
+    """A whole answer, folded from its events (see `collect`)."""
+
+    id: str | None
+    model: str | None
+    content: list[Part]
+    finish: Finish
+    usage: Usage
+
+
+def collect(events: list[Event]) -> ChatResponse:
+    """Fold a complete event list into one response (used for non-streaming answers)."""
+    start = Start()
+    content: list[Part] = []
+    calls: dict[int, ToolCallPart] = {}
+    usage = Usage()
+    finish = Finish("end_turn")
+    for ev in events:
+        if isinstance(ev, Start):
+            start = ev
+            usage.input_tokens = ev.input_tokens
+            usage.cache_read_tokens = ev.cache_read_tokens
+            usage.cache_write_tokens = ev.cache_write_tokens
+        elif isinstance(ev, TextDelta):
+            if content and isinstance(content[-1], TextPart):
+                content[-1].text += ev.text
+            else:
+                content.append(TextPart(ev.text))
+        elif isinstance(ev, ThinkingDelta):
+            if content and isinstance(content[-1], ThinkingPart) and content[-1].redacted is None:
+                content[-1].text += ev.text
+            else:
+                content.append(ThinkingPart(ev.text))
+        elif isinstance(ev, ThinkingSignature):
+            if content and isinstance(content[-1], ThinkingPart):
+                content[-1].signature = ev.signature
+            else:
+                content.append(ThinkingPart("", signature=ev.signature))
+        elif isinstance(ev, RedactedThinking):
+            content.append(ThinkingPart(redacted=ev.data))
+        elif isinstance(ev, ToolCallStart):
+            calls[ev.index] = ToolCallPart(ev.id, ev.name, "")
+            content.append(calls[ev.index])
+        elif isinstance(ev, ToolCallDelta):
+            if ev.index in calls:
+                calls[ev.index].arguments += ev.arguments
+        elif isinstance(ev, Usage):
+            merge_usage(usage, ev)
+        elif isinstance(ev, Finish):
+            finish = ev
+    for call in calls.values():
+        if not call.arguments.strip():
+            call.arguments = "{}"
+    return ChatResponse(start.id, start.model, content, finish, usage)
+
+
+def merge_usage(into: Usage, new: Usage) -> None:
+    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+        value = getattr(new, name)
+        if value is not None:
+            setattr(into, name, value)

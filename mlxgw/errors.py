@@ -1,0 +1,105 @@
+"""One exception family. The CLI prints `str(error)` on one line; the server renders `GatewayError`s
+in the client's own protocol (see mlxgw.protocols.*.render_error)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+ErrorKind = Literal[
+    "invalid_request",  # 400
+    "authentication",  # 401
+    "permission",  # 403
+    "not_found",  # 404
+    "request_too_large",  # 413
+    "rate_limit",  # 429
+    "api_error",  # 500
+    "bad_gateway",  # 502
+    "unavailable",  # 503
+    "timeout",  # 504
+    "overloaded",  # 529
+]
+
+STATUS_BY_KIND: dict[str, int] = {
+    "invalid_request": 400,
+    "authentication": 401,
+    "permission": 403,
+    "not_found": 404,
+    "request_too_large": 413,
+    "rate_limit": 429,
+    "api_error": 500,
+    "bad_gateway": 502,
+    "unavailable": 503,
+    "timeout": 504,
+    "overloaded": 529,
+}
+
+
+def kind_for_status(status: int) -> ErrorKind:
+    for kind, code in STATUS_BY_KIND.items():
+        if code == status:
+            return kind  # type: ignore[return-value]
+    if status == 422:
+        return "invalid_request"
+    if 400 <= status < 500:
+        return "invalid_request"
+    return "api_error"
+
+
+class MlxgwError(Exception):
+    """An error whose message is meant for the user, as is."""
+
+
+class ConfigError(MlxgwError):
+    pass
+
+
+class CredentialError(MlxgwError):
+    pass
+
+
+class GatewayError(MlxgwError):
+    """An error answered to an API client, with a status and a protocol-neutral kind.
+
+    `param` names the offending request field where one is to blame (OpenAI's `error.param`).
+    `code` is a finer machine-readable reason, e.g. "context_length_exceeded" or "model_not_found".
+    """
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status or STATUS_BY_KIND[kind]
+        self.param = param
+        self.code = code
+
+
+class UpstreamError(GatewayError):
+    """A backend failed. `retryable` says whether another try or another backend may succeed."""
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        backend: str = "",
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        code: str | None = None,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(kind, message, status=status, code=code)
+        self.backend = backend
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.body = body  # the upstream's own error body, relayed as-is in passthrough
+        self.headers = headers or {}
