@@ -1,0 +1,1 @@
+"""Backends: where requests go (local MLX worker, OpenAI-compatible and Anthropic upstreams)."""
