@@ -50,7 +50,11 @@ class MlxgwError(Exception):
 
 
 class ConfigError(MlxgwError):
-    pass
+    """A config problem. `reason` is the message without the file and line it points at."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class CredentialError(MlxgwError):

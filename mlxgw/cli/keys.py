@@ -1,0 +1,52 @@
+"""`mlxgw keys`: keys that clients must present to the gateway."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from mlxgw.cli.output import console, emit_json
+from mlxgw.store import client_keys
+from mlxgw.workspace import Workspace
+
+app = typer.Typer(help="Client keys for the gateway's own API (once one exists, every /v1 request needs one).", no_args_is_help=True)
+
+
+@app.command("create")
+def create(
+    name: str = typer.Argument(..., help="A name to recognise the key by."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Create a client key and print it once; only its hash is kept."""
+    Workspace.open()
+    key = client_keys.create(name)
+    if as_json:
+        emit_json({"name": name, "key": key})
+    else:
+        print(key)
+
+
+@app.command("list")
+def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List client keys (names and prefixes only)."""
+    Workspace.open()
+    rows = [
+        {"name": k.name, "prefix": k.prefix + "…", "created_at": k.created_at.isoformat(timespec="seconds") + "Z",
+         "last_used_at": k.last_used_at.isoformat(timespec="seconds") + "Z" if k.last_used_at else None}
+        for k in client_keys.listing()
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("name", "prefix", "created", "last used")
+    for r in rows:
+        table.add_row(r["name"], r["prefix"], r["created_at"], r["last_used_at"] or "never")
+    console.print(table)
+
+
+@app.command("revoke")
+def revoke(name: str = typer.Argument(..., help="The key to revoke.")) -> None:
+    """Revoke a client key."""
+    Workspace.open()
+    client_keys.revoke(name)
+    console.print(f"revoked client key [bold]{name}[/]", highlight=False)

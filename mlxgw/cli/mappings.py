@@ -1,0 +1,98 @@
+"""`mlxgw map`: which backend answers which model name."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from mlxgw import routing
+from mlxgw.cli.output import console, emit_json, note_sync
+from mlxgw.config import ConfigEditor, MappingSettings, Target
+from mlxgw.errors import MlxgwError
+from mlxgw.store.mappings import load_mappings
+from mlxgw.workspace import Workspace
+
+app = typer.Typer(help="Map model names (fnmatch patterns) to backends and fallback chains.", no_args_is_help=True)
+
+
+def _mapping_json(m: MappingSettings) -> dict:
+    return {
+        "pattern": m.pattern,
+        "backend": m.backend,
+        "model": m.model,
+        "fallbacks": [str(t) for t in m.fallbacks],
+        "priority": m.priority,
+        "enabled": m.enabled,
+    }
+
+
+@app.command("add")
+def add(
+    pattern: str = typer.Argument(..., help="fnmatch pattern over the requested model name, e.g. 'gpt-*'."),
+    backend: str = typer.Argument(..., help="'local' (the MLX worker) or a configured cloud backend."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model to ask the backend for (local: a directory or HF repo id)."),
+    fallback: list[str] = typer.Option([], "--fallback", "-f", help="BACKEND or BACKEND:MODEL to try next; repeatable, in order."),
+    priority: int = typer.Option(0, "--priority", "-p", help="Higher wins when several patterns match."),
+    replace: bool = typer.Option(False, "--replace", help="Replace an existing mapping with this pattern."),
+) -> None:
+    """Add a mapping from PATTERN to BACKEND."""
+    ws = Workspace.open()
+    try:
+        targets = tuple(Target.parse(f) for f in fallback)
+    except ValueError as exc:
+        raise MlxgwError(str(exc)) from None
+    editor = ConfigEditor(ws.config_path)
+    editor.add_mapping(
+        MappingSettings(pattern, backend, model, targets, priority), replace_existing=replace
+    )
+    editor.save()
+    note_sync(ws.resync())
+    console.print(f"mapped [bold]{pattern}[/] → {Target(backend, model)}", highlight=False)
+
+
+@app.command("remove")
+def remove(pattern: str = typer.Argument(..., help="The pattern of the mapping to remove.")) -> None:
+    """Remove the mapping with PATTERN."""
+    ws = Workspace.open()
+    editor = ConfigEditor(ws.config_path)
+    editor.remove_mapping(pattern)
+    editor.save()
+    ws.resync()
+    console.print(f"removed mapping [bold]{pattern}[/]", highlight=False)
+
+
+@app.command("list")
+def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List mappings in the order they are matched."""
+    Workspace.open()
+    mappings = routing.ordered(load_mappings())
+    disabled = [m for m in load_mappings() if not m.enabled]
+    if as_json:
+        emit_json([_mapping_json(m) for m in mappings + disabled])
+        return
+    table = Table("pattern", "backend", "model", "fallbacks", "priority", "enabled")
+    for m in mappings + disabled:
+        table.add_row(
+            m.pattern, m.backend, m.model or "(as requested)", ", ".join(str(t) for t in m.fallbacks) or "—",
+            str(m.priority), "yes" if m.enabled else "no",
+        )
+    console.print(table)
+
+
+@app.command("resolve")
+def resolve(
+    model: str = typer.Argument(..., help="A model name as a client would request it."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show which mapping answers MODEL and the ordered chain of attempts."""
+    Workspace.open()
+    route = routing.resolve(model, load_mappings())
+    if route is None:
+        raise MlxgwError(f"no mapping matches {model!r}")
+    chain = [{"backend": a.backend, "model": a.model} for a in route.chain]
+    if as_json:
+        emit_json({"model": model, "mapping": route.mapping.pattern, "chain": chain})
+        return
+    console.print(f"[bold]{model}[/] matches mapping [bold]{route.mapping.pattern}[/]", highlight=False)
+    for i, a in enumerate(route.chain, 1):
+        console.print(f"  {i}. {a.backend} → {a.model}", highlight=False)

@@ -1,0 +1,515 @@
+"""The TOML config: the human-edited source of truth. Read into `Settings`, edited with tomlkit so
+comments and layout survive, written atomically."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+from tomlkit.exceptions import ParseError
+
+from mlxgw.errors import ConfigError
+from mlxgw.fsutil import write_atomic
+
+BACKEND_TYPES = ("openai", "anthropic")
+LOCAL = "local"
+MAX_CHAIN = 8
+DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
+
+DEFAULT_CONFIG = """\
+# mlxgw configuration. Edit freely: mlxgw keeps your comments and layout.
+# Changes are picked up by a running daemon within a second or two.
+# API keys do not belong here: use `mlxgw creds set NAME` (they are stored encrypted).
+
+[server]
+host = "127.0.0.1"   # keep it on loopback unless you have created client keys (`mlxgw keys create`)
+port = 8421
+request_deadline_s = 600   # a request, retries and fallbacks included, never takes longer
+max_request_mb = 32        # larger bodies are refused with 413
+# Defaults for every backend (each [backends.NAME] may override them):
+# connect_timeout_s = 10
+# first_byte_timeout_s = 120
+# idle_timeout_s = 120
+# max_tries = 2
+# breaker_failures = 5
+# breaker_cooldown_s = 30
+
+[local]
+# The MLX worker that runs local models.
+max_loaded_models = 2
+idle_unload_s = 900
+# memory_limit_gb = 16
+
+# Cloud backends. `mlxgw creds set openai` adds one for you.
+# [backends.openai]
+# type = "openai"                              # or "anthropic"
+# base_url = "https://api.openai.com/v1"       # any OpenAI-compatible server works
+# api_key_env = "OPENAI_API_KEY"               # optional: read the key from the environment
+
+# Mappings: which backend answers which model name (fnmatch patterns; higher priority wins).
+# [[mappings]]
+# pattern = "gpt-*"
+# backend = "openai"
+# fallbacks = ["local:demo"]                   # "BACKEND" or "BACKEND:MODEL"
+# priority = 0
+"""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Timeouts, retries and breaker settings of one backend."""
+
+    connect_timeout_s: float = 10.0
+    first_byte_timeout_s: float = 120.0
+    idle_timeout_s: float = 120.0
+    max_tries: int = 2
+    breaker_failures: int = 5
+    breaker_cooldown_s: float = 30.0
+
+
+POLICY_KEYS = {f.name: f.type for f in fields(Policy)}
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8421
+    request_deadline_s: float = 600.0
+    max_request_mb: float = 32.0
+    anthropic_version: str = "2023-06-01"
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    max_loaded_models: int = 2
+    idle_unload_s: float = 900.0
+    memory_limit_gb: float | None = None
+    policy: Policy = field(default_factory=Policy)
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    name: str
+    type: str
+    base_url: str
+    api_key_env: str | None = None
+    policy: Policy = field(default_factory=Policy)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One attempt of a chain: a backend and the model to ask it for (None: the requested name)."""
+
+    backend: str
+    model: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Target:
+        backend, sep, model = text.partition(":")
+        if not backend or (sep and not model):
+            raise ValueError(f"bad fallback {text!r}: expected BACKEND or BACKEND:MODEL")
+        return cls(backend, model or None)
+
+    def __str__(self) -> str:
+        return f"{self.backend}:{self.model}" if self.model else self.backend
+
+
+@dataclass(frozen=True)
+class MappingSettings:
+    pattern: str
+    backend: str
+    model: str | None = None
+    fallbacks: tuple[Target, ...] = ()
+    priority: int = 0
+    enabled: bool = True
+    fallback_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: Path
+    server: ServerSettings = field(default_factory=ServerSettings)
+    local: LocalSettings = field(default_factory=LocalSettings)
+    backends: dict[str, BackendSettings] = field(default_factory=dict)
+    mappings: tuple[MappingSettings, ...] = ()
+    default_policy: Policy = field(default_factory=Policy)
+    # api_key values found in the TOML: moved into the encrypted store by the next sync.
+    plaintext_keys: dict[str, str] = field(default_factory=dict)
+
+    def with_address(self, host: str | None, port: int | None) -> Settings:
+        server = replace(self.server, host=host or self.server.host, port=port or self.server.port)
+        return replace(self, server=server)
+
+    def policy_for(self, backend: str) -> Policy:
+        if backend == LOCAL:
+            return self.local.policy
+        found = self.backends.get(backend)
+        return found.policy if found else self.default_policy
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+def ensure_config(path: Path) -> None:
+    """Create the commented default config if there is none yet."""
+    if not path.exists():
+        write_atomic(path, DEFAULT_CONFIG)
+
+
+def read_document(path: Path) -> tomlkit.TOMLDocument:
+    ensure_config(path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        return tomlkit.parse(text)
+    except ParseError as exc:
+        raise ConfigError(f"{path}:{exc.line}: invalid TOML: {_parse_reason(exc)}") from None
+
+
+def _parse_reason(exc: ParseError) -> str:
+    return re.sub(r"\s+at line \d+ col \d+$", "", str(exc))
+
+
+def load(path: Path) -> Settings:
+    """Read and validate the config at `path` (created with defaults when missing)."""
+    doc = read_document(path)
+    return parse_settings(path, doc.unwrap(), path.read_text(encoding="utf-8"))
+
+
+def parse_settings(path: Path, data: dict[str, Any], text: str) -> Settings:
+    where = _Locator(path, text)
+    for key in data:
+        if key not in ("server", "local", "backends", "mappings"):
+            raise where.error(f"unknown section {key!r}", (), key)
+
+    server_raw = _table(data, "server", where)
+    default_policy = _policy(server_raw, Policy(), where, ("server",))
+    server = ServerSettings(
+        host=_get(server_raw, "host", str, ServerSettings.host, where, ("server",)),
+        port=_get(server_raw, "port", int, ServerSettings.port, where, ("server",)),
+        request_deadline_s=_get(
+            server_raw, "request_deadline_s", float, ServerSettings.request_deadline_s, where, ("server",)
+        ),
+        max_request_mb=_get(server_raw, "max_request_mb", float, ServerSettings.max_request_mb, where, ("server",)),
+        anthropic_version=_get(
+            server_raw, "anthropic_version", str, ServerSettings.anthropic_version, where, ("server",)
+        ),
+    )
+    _reject_unknown(
+        server_raw, {f.name for f in fields(ServerSettings)} | set(POLICY_KEYS), where, ("server",)
+    )
+    if not 0 < server.port < 65536:
+        raise where.error("port must be between 1 and 65535", ("server",), "port")
+
+    local_raw = _table(data, "local", where)
+    local = LocalSettings(
+        max_loaded_models=_get(local_raw, "max_loaded_models", int, 2, where, ("local",)),
+        idle_unload_s=_get(local_raw, "idle_unload_s", float, 900.0, where, ("local",)),
+        memory_limit_gb=_get(local_raw, "memory_limit_gb", float, None, where, ("local",)),
+        policy=_policy(local_raw, default_policy, where, ("local",)),
+    )
+    _reject_unknown(
+        local_raw, {"max_loaded_models", "idle_unload_s", "memory_limit_gb"} | set(POLICY_KEYS), where, ("local",)
+    )
+
+    backends: dict[str, BackendSettings] = {}
+    plaintext: dict[str, str] = {}
+    for name, raw in _table(data, "backends", where).items():
+        at = ("backends", name)
+        if not isinstance(raw, dict):
+            raise where.error("must be a table", ("backends",), name)
+        if name == LOCAL:
+            raise where.error("'local' is the built-in MLX backend; configure it under [local]", at, "type")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise where.error("backend names may use letters, digits, '_', '.', '-'", ("backends",), name)
+        btype = raw.get("type", name if name in BACKEND_TYPES else None)
+        if btype not in BACKEND_TYPES:
+            raise where.error(
+                f"unknown backend type {btype!r} (expected one of: {', '.join(BACKEND_TYPES)})", at, "type"
+            )
+        base_url = _get(raw, "base_url", str, DEFAULT_BASE_URLS[btype], where, at).rstrip("/")
+        if not base_url.startswith(("http://", "https://")):
+            raise where.error("base_url must start with http:// or https://", at, "base_url")
+        key = _get(raw, "api_key", str, None, where, at)
+        if key:
+            plaintext[name] = key
+        backends[name] = BackendSettings(
+            name=name,
+            type=btype,
+            base_url=base_url,
+            api_key_env=_get(raw, "api_key_env", str, None, where, at),
+            policy=_policy(raw, default_policy, where, at),
+        )
+        _reject_unknown(raw, {"type", "base_url", "api_key", "api_key_env"} | set(POLICY_KEYS), where, at)
+
+    raw_mappings = data.get("mappings", [])
+    if not isinstance(raw_mappings, list):
+        raise where.error("must be an array of tables ([[mappings]])", (), "mappings")
+    mappings = tuple(
+        _mapping(raw, i, backends, where) for i, raw in enumerate(raw_mappings)
+    )
+    seen: set[str] = set()
+    for i, m in enumerate(mappings):
+        if m.pattern in seen:
+            raise where.error(f"duplicate mapping pattern {m.pattern!r}", ("mappings", i), "pattern")
+        seen.add(m.pattern)
+
+    return Settings(
+        path=path,
+        server=server,
+        local=local,
+        backends=backends,
+        mappings=mappings,
+        default_policy=default_policy,
+        plaintext_keys=plaintext,
+    )
+
+
+def _mapping(raw: Any, i: int, backends: dict[str, BackendSettings], where: _Locator) -> MappingSettings:
+    at = ("mappings", i)
+    if not isinstance(raw, dict):
+        raise where.error("each mapping must be a table", (), "mappings")
+    for key in ("pattern", "backend"):
+        if key not in raw:
+            raise where.error(f"mapping is missing {key!r}", at, None)
+    pattern = _get(raw, "pattern", str, "", where, at)
+    backend = _get(raw, "backend", str, "", where, at)
+    if not pattern.strip():
+        raise where.error("pattern must not be empty", at, "pattern")
+    known = set(backends) | {LOCAL}
+    if backend not in known:
+        raise where.error(f"unknown backend {backend!r} (known: {', '.join(sorted(known))})", at, "backend")
+    model = _get(raw, "model", str, None, where, at)
+    if backend == LOCAL and not model and any(ch in pattern for ch in "*?["):
+        raise where.error("a local mapping with a wildcard pattern needs a model", at, "model")
+    fallbacks_raw = _get(raw, "fallbacks", list, [], where, at)
+    fallbacks: list[Target] = []
+    primary = Target(backend, model)
+    for text in fallbacks_raw:
+        if not isinstance(text, str):
+            raise where.error("fallbacks must be strings", at, "fallbacks")
+        try:
+            target = Target.parse(text)
+        except ValueError as exc:
+            raise where.error(str(exc), at, "fallbacks") from None
+        if target.backend not in known:
+            raise where.error(f"unknown backend {target.backend!r} in fallback {text!r}", at, "fallbacks")
+        if _same_attempt(target, primary, pattern):
+            raise where.error(f"fallback {text!r} is the mapping's own primary", at, "fallbacks")
+        if any(_same_attempt(target, other, pattern) for other in fallbacks):
+            raise where.error(f"fallback {text!r} is listed twice", at, "fallbacks")
+        fallbacks.append(target)
+    if 1 + len(fallbacks) > MAX_CHAIN:
+        raise where.error(f"a chain is at most {MAX_CHAIN} attempts", at, "fallbacks")
+    fallback_on = tuple(_get(raw, "fallback_on", list, [], where, at))
+    for reason in fallback_on:
+        if reason != "context_length":
+            raise where.error(f"unknown fallback_on reason {reason!r} (known: context_length)", at, "fallback_on")
+    _reject_unknown(
+        raw, {"pattern", "backend", "model", "fallbacks", "priority", "enabled", "fallback_on"}, where, at
+    )
+    return MappingSettings(
+        pattern=pattern,
+        backend=backend,
+        model=model,
+        fallbacks=tuple(fallbacks),
+        priority=_get(raw, "priority", int, 0, where, at),
+        enabled=_get(raw, "enabled", bool, True, where, at),
+        fallback_on=fallback_on,
+    )
+
+
+def _same_attempt(a: Target, b: Target, pattern: str) -> bool:
+    """Two targets are the same attempt when they name the same backend and model.
+
+    A target without a model asks for the requested name; for a pattern without wildcards that name
+    is the pattern itself, so `openai` and `openai:gpt-4o` collide under pattern `gpt-4o`.
+    """
+    literal = None if any(ch in pattern for ch in "*?[") else pattern
+    return a.backend == b.backend and (a.model or literal) == (b.model or literal)
+
+
+def _table(data: dict, key: str, where: _Locator) -> dict:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise where.error("must be a table", (), key)
+    return value
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
+
+
+def _get(raw: dict, key: str, typ: type, default: Any, where: _Locator, at: tuple) -> Any:
+    if key not in raw:
+        return default
+    value = raw[key]
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise where.error(f"must be {_TYPE_NAMES[typ]}", at, key)
+    if typ in (int, float) and value < 0:
+        raise where.error("must not be negative", at, key)
+    return value
+
+
+def _policy(raw: dict, base: Policy, where: _Locator, at: tuple) -> Policy:
+    values = {}
+    for key, typ in POLICY_KEYS.items():
+        py_type = float if typ in (float, "float") else int
+        value = _get(raw, key, py_type, None, where, at)
+        if value is not None:
+            values[key] = value
+    if values.get("max_tries", 1) < 1:
+        raise where.error("must be at least 1", at, "max_tries")
+    return replace(base, **values)
+
+
+def _reject_unknown(raw: dict, allowed: set[str], where: _Locator, at: tuple) -> None:
+    for key in raw:
+        if key not in allowed:
+            raise where.error(f"unknown key {key!r}", at, key)
+
+
+class _Locator:
+    """Finds the line of a key in the TOML text, so errors can point at it."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def error(self, message: str, at: tuple, key: str | None) -> ConfigError:
+        name = ".".join(str(p) for p in at if not isinstance(p, int))
+        if at and isinstance(at[-1], int):
+            name = f"{name}[{at[-1]}]"
+        if key:
+            name = f"{name}.{key}" if name else key
+        line = self._line(at, key)
+        location = f"{self.path}:{line}" if line else str(self.path)
+        return ConfigError(f"{location}: {name}: {message}", reason=message)
+
+    def _line(self, at: tuple, key: str | None) -> int | None:
+        header = self._header_line(at)
+        if key is None:
+            return header
+        if not at:
+            for n, text in enumerate(self.lines):
+                if re.match(rf"^\s*\[+\s*{re.escape(key)}\s*[\].]", text):
+                    return n + 1
+        key_re = re.compile(rf'^\s*("{re.escape(key)}"|{re.escape(key)})\s*=')
+        for n in range(header or 0, len(self.lines)):
+            text = self.lines[n]
+            if text.lstrip().startswith("["):
+                break
+            if key_re.match(text):
+                return n + 1
+        return header
+
+    def _header_line(self, at: tuple) -> int | None:
+        if not at:
+            return None
+        if isinstance(at[-1], int):
+            wanted, count = ".".join(at[:-1]), at[-1]
+            seen = -1
+            for n, text in enumerate(self.lines):
+                if re.match(rf"^\s*\[\[\s*{re.escape(wanted)}\s*\]\]", text):
+                    seen += 1
+                    if seen == count:
+                        return n + 1
+            return None
+        name = ".".join(at)
+        for n, text in enumerate(self.lines):
+            m = re.match(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$", text)
+            if m and m.group(1).replace('"', "") == name:
+                return n + 1
+        return None
+
+
+# ---- editing ---------------------------------------------------------------------------------
+
+
+class ConfigEditor:
+    """Edits the TOML document in place (comments kept), validates, then writes atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.doc = read_document(path)
+
+    def save(self) -> Settings:
+        text = tomlkit.dumps(self.doc)
+        try:
+            settings = parse_settings(self.path, tomlkit.parse(text).unwrap(), text)
+        except ConfigError as exc:
+            # The edit never reached the file, so a line number in it would mislead.
+            raise ConfigError(exc.reason) from None
+        write_atomic(self.path, text, mode=self.path.stat().st_mode & 0o777 if self.path.exists() else 0o644)
+        return settings
+
+    def _mappings(self) -> tomlkit.items.AoT:
+        if "mappings" not in self.doc:
+            self.doc.add(tomlkit.nl())
+            self.doc.append("mappings", tomlkit.aot())
+        return self.doc["mappings"]
+
+    def add_mapping(self, mapping: MappingSettings, *, replace_existing: bool = False) -> None:
+        aot = self._mappings()
+        for i, existing in enumerate(aot):
+            if existing.get("pattern") == mapping.pattern:
+                if not replace_existing:
+                    raise ConfigError(f"a mapping for {mapping.pattern!r} already exists (remove it first)")
+                del aot[i]
+                break
+        table = tomlkit.table()
+        table["pattern"] = mapping.pattern
+        table["backend"] = mapping.backend
+        if mapping.model:
+            table["model"] = mapping.model
+        if mapping.fallbacks:
+            table["fallbacks"] = [str(t) for t in mapping.fallbacks]
+        if mapping.priority:
+            table["priority"] = mapping.priority
+        if not mapping.enabled:
+            table["enabled"] = False
+        table.add(tomlkit.nl())
+        aot.append(table)
+
+    def remove_mapping(self, pattern: str) -> None:
+        aot = self.doc.get("mappings")
+        for i, existing in enumerate(aot or []):
+            if existing.get("pattern") == pattern:
+                del aot[i]
+                return
+        raise ConfigError(f"no mapping with pattern {pattern!r}")
+
+    def set_backend(self, name: str, btype: str, base_url: str | None) -> None:
+        if "backends" not in self.doc:
+            self.doc.append("backends", tomlkit.table(is_super_table=True))
+        backends = self.doc["backends"]
+        if name not in backends:
+            backends.append(name, tomlkit.table())
+        table = backends[name]
+        table["type"] = btype
+        if base_url:
+            table["base_url"] = base_url
+        elif "base_url" not in table:
+            table["base_url"] = DEFAULT_BASE_URLS.get(btype, "")
+
+    def remove_backend(self, name: str) -> None:
+        backends = self.doc.get("backends")
+        if not backends or name not in backends:
+            raise ConfigError(f"no backend named {name!r} in {self.path}")
+        for m in self.doc.get("mappings", []):
+            targets = [m.get("backend")] + [str(f).partition(":")[0] for f in m.get("fallbacks", [])]
+            if name in targets:
+                raise ConfigError(f"backend {name!r} is used by mapping {m.get('pattern')!r}; remove that first")
+        del backends[name]
+
+    def strip_api_keys(self) -> list[str]:
+        """Remove every `api_key` from [backends.*]; returns the backends it was removed from."""
+        removed = []
+        for name, table in (self.doc.get("backends") or {}).items():
+            if isinstance(table, dict) and "api_key" in table:
+                del table["api_key"]
+                removed.append(name)
+        return removed

@@ -1,0 +1,1 @@
+"""Wire protocols: pure translation between each API's JSON/SSE and the canonical model."""

@@ -1,0 +1,57 @@
+"""Which mapping answers a model name, and the ordered chain of attempts it yields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from mlxgw.config import MAX_CHAIN, MappingSettings, Target
+
+WILDCARDS = "*?["
+
+
+@dataclass(frozen=True)
+class Attempt:
+    backend: str
+    model: str
+
+
+@dataclass(frozen=True)
+class Route:
+    mapping: MappingSettings
+    chain: tuple[Attempt, ...]
+
+
+def specificity(pattern: str) -> tuple[int, int]:
+    """Exact names beat patterns; among patterns, more literal characters beat fewer."""
+    literal = sum(1 for ch in pattern if ch not in WILDCARDS)
+    return (0 if any(ch in pattern for ch in WILDCARDS) else 1, literal)
+
+
+def ordered(mappings: tuple[MappingSettings, ...] | list[MappingSettings]) -> list[MappingSettings]:
+    """Enabled mappings in match order: priority (high first), then specificity, then config order."""
+    indexed = [(i, m) for i, m in enumerate(mappings) if m.enabled]
+    indexed.sort(key=lambda im: (-im[1].priority, tuple(-x for x in specificity(im[1].pattern)), im[0]))
+    return [m for _, m in indexed]
+
+
+def resolve(model: str, mappings: tuple[MappingSettings, ...] | list[MappingSettings]) -> Route | None:
+    for mapping in ordered(mappings):
+        if fnmatchcase(model, mapping.pattern):
+            return Route(mapping, chain_for(model, mapping))
+    return None
+
+
+def chain_for(model: str, mapping: MappingSettings) -> tuple[Attempt, ...]:
+    """The primary then each fallback; a (backend, model) pair is never tried twice."""
+    chain: list[Attempt] = []
+    for target in (Target(mapping.backend, mapping.model), *mapping.fallbacks):
+        attempt = Attempt(target.backend, target.model or model)
+        if attempt not in chain:
+            chain.append(attempt)
+    return tuple(chain[:MAX_CHAIN])
+
+
+def listed_models(mappings: tuple[MappingSettings, ...] | list[MappingSettings]) -> list[str]:
+    """Model names a client can ask for by name: every enabled pattern without wildcards."""
+    return [m.pattern for m in ordered(mappings) if not any(ch in m.pattern for ch in WILDCARDS)]

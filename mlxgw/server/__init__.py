@@ -1,0 +1,1 @@
+"""The aiohttp daemon: one app factory, the protocol routes, auth and errors."""

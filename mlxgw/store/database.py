@@ -1,0 +1,62 @@
+"""Opening the SQLite file and keeping its schema current."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from peewee import SqliteDatabase
+
+from mlxgw.store.models import TABLES, Meta, db
+
+
+def _v1(database: SqliteDatabase) -> None:
+    database.create_tables(TABLES)
+
+
+# Append-only: each entry moves the schema one version up. Never edit a released step.
+MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1]
+
+
+def open_db(path: Path) -> SqliteDatabase:
+    """Open (creating 0600 if new) the store at `path`, in WAL mode, migrated to the current schema."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    database = SqliteDatabase(
+        str(path),
+        pragmas={"journal_mode": "wal", "synchronous": "normal", "busy_timeout": 5000, "foreign_keys": 1},
+        check_same_thread=False,
+    )
+    if db.obj is not None and not db.is_closed():
+        db.close()
+    db.initialize(database)
+    database.connect(reuse_if_open=True)
+    migrate(database)
+    return database
+
+
+def schema_version(database: SqliteDatabase) -> int:
+    if not database.table_exists("meta"):
+        return 0
+    row = Meta.get_or_none(Meta.key == "schema_version")
+    return int(row.value) if row else 0
+
+
+def migrate(database: SqliteDatabase) -> None:
+    with database.atomic():
+        current = schema_version(database)
+        for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            step(database)
+            Meta.replace(key="schema_version", value=str(version)).execute()
+
+
+def generation() -> int:
+    """A counter bumped by every change a daemon must pick up (cheap to poll)."""
+    row = Meta.get_or_none(Meta.key == "generation")
+    return int(row.value) if row else 0
+
+
+def bump_generation() -> None:
+    Meta.replace(key="generation", value=str(generation() + 1)).execute()

@@ -1,0 +1,23 @@
+"""Reading the mappings back from the store, as the daemon and `map` commands see them."""
+
+from __future__ import annotations
+
+import json
+
+from mlxgw.config import MappingSettings, Target
+from mlxgw.store.models import Mapping
+
+
+def load_mappings() -> list[MappingSettings]:
+    return [
+        MappingSettings(
+            pattern=row.pattern,
+            backend=row.backend,
+            model=row.model,
+            fallbacks=tuple(Target.parse(t) for t in json.loads(row.fallbacks)),
+            priority=row.priority,
+            enabled=row.enabled,
+            fallback_on=tuple(json.loads(row.fallback_on)),
+        )
+        for row in Mapping.select().order_by(Mapping.position)
+    ]

@@ -1,0 +1,83 @@
+"""The tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from peewee import (
+    BooleanField,
+    DatabaseProxy,
+    DateTimeField,
+    FloatField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+db = DatabaseProxy()
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = db
+
+
+class Meta(BaseModel):
+    """Key/value facts about the store: schema version, config generation."""
+
+    key = TextField(primary_key=True)
+    value = TextField()
+
+
+class Mapping(BaseModel):
+    position = IntegerField()  # order in the config file: the last tie-breaker
+    pattern = TextField(unique=True)
+    backend = TextField()
+    model = TextField(null=True)
+    fallbacks = TextField(default="[]")  # JSON list of "BACKEND" / "BACKEND:MODEL"
+    priority = IntegerField(default=0)
+    enabled = BooleanField(default=True)
+    fallback_on = TextField(default="[]")
+
+
+class Credential(BaseModel):
+    backend = TextField(unique=True)
+    type = TextField()
+    base_url = TextField()
+    encrypted_key = TextField(null=True)  # a Fernet token, never plaintext
+    key_hint = TextField(null=True)  # "sk-…abcd": enough to recognise a key, useless to use one
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class ClientKey(BaseModel):
+    name = TextField(unique=True)
+    key_hash = TextField(unique=True)  # sha256 hex of the key; the key itself is never stored
+    prefix = TextField()
+    created_at = DateTimeField(default=utcnow)
+    last_used_at = DateTimeField(null=True)
+
+
+class RequestLog(BaseModel):
+    time = DateTimeField(default=utcnow, index=True)
+    request_id = TextField()
+    protocol = TextField()  # the client's: "openai" | "anthropic"
+    requested_model = TextField()
+    backend = TextField(null=True)  # what served it
+    model = TextField(null=True)
+    attempts = TextField(default="[]")  # JSON: [{"backend","model","error"}...]
+    fallbacks = IntegerField(default=0)
+    status = IntegerField()
+    stream = BooleanField(default=False)
+    latency_ms = FloatField(null=True)
+    ttft_ms = FloatField(null=True)
+    input_tokens = IntegerField(null=True)
+    output_tokens = IntegerField(null=True)
+    error_kind = TextField(null=True)
+
+
+TABLES = [Meta, Mapping, Credential, ClientKey, RequestLog]

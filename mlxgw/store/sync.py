@@ -1,0 +1,70 @@
+"""TOML -> store sync: idempotent and transactional (a failing sync changes nothing)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from mlxgw import config
+from mlxgw.config import ConfigEditor, MappingSettings, Settings
+from mlxgw.store import credentials
+from mlxgw.store.database import bump_generation
+from mlxgw.store.models import Credential, Mapping, db
+from mlxgw.vault import Vault
+
+
+@dataclass
+class SyncReport:
+    settings: Settings
+    changed: bool = False
+    keys_moved: list[str] = field(default_factory=list)  # api_key values moved from the TOML into the store
+
+
+def _mapping_row(position: int, m: MappingSettings) -> dict:
+    return {
+        "position": position,
+        "pattern": m.pattern,
+        "backend": m.backend,
+        "model": m.model,
+        "fallbacks": json.dumps([str(t) for t in m.fallbacks]),
+        "priority": m.priority,
+        "enabled": m.enabled,
+        "fallback_on": json.dumps(list(m.fallback_on)),
+    }
+
+
+def _current_rows() -> list[dict]:
+    fields = ("position", "pattern", "backend", "model", "fallbacks", "priority", "enabled", "fallback_on")
+    return [
+        {f: getattr(r, f) for f in fields} for r in Mapping.select().order_by(Mapping.position)
+    ]
+
+
+def sync(settings: Settings, vault: Vault) -> SyncReport:
+    """Make the store match `settings`. Plaintext `api_key`s are encrypted into the store and then
+    removed from the TOML file."""
+    report = SyncReport(settings)
+    rows = [_mapping_row(i, m) for i, m in enumerate(settings.mappings)]
+    with db.obj.atomic():
+        if rows != _current_rows():
+            Mapping.delete().execute()
+            if rows:
+                Mapping.insert_many(rows).execute()
+            report.changed = True
+        for name, backend in settings.backends.items():
+            row = Credential.get_or_none(Credential.backend == name)
+            key = settings.plaintext_keys.get(name)
+            if row is None or (row.type, row.base_url) != (backend.type, backend.base_url) or key:
+                credentials.upsert(name, backend.type, backend.base_url, key, vault)
+                report.changed = True
+        if report.changed:
+            bump_generation()
+    if settings.plaintext_keys:
+        editor = ConfigEditor(settings.path)
+        report.keys_moved = editor.strip_api_keys()
+        report.settings = editor.save()
+    return report
+
+
+def load_and_sync(path, vault: Vault) -> SyncReport:
+    return sync(config.load(path), vault)
