@@ -478,7 +478,10 @@ class ConfigEditor:
         aot = self.doc.get("mappings")
         for i, existing in enumerate(aot or []):
             if existing.get("pattern") == pattern:
-                del aot[i]
+                if len(aot) == 1:
+                    del self.doc["mappings"]  # tomlkit cannot append to an emptied array of tables
+                else:
+                    del aot[i]
                 return
         raise ConfigError(f"no mapping with pattern {pattern!r}")
 

@@ -1,0 +1,436 @@
+"""OpenAI Chat Completions (`POST /v1/chat/completions`) ↔ the canonical model.
+
+`reasoning_effort` becomes a thinking budget: minimal/low 1024, medium 4096, high 16384, xhigh 32768
+tokens ("none" asks for no thinking). Going the other way, thinking is never sent to an OpenAI
+upstream: neither the reasoning text (OpenAI does not take it back) nor a budget (models without
+reasoning reject `reasoning_effort`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from mlxgw.canonical import (
+    ChatRequest,
+    ChatResponse,
+    Event,
+    Finish,
+    ImagePart,
+    Message,
+    Start,
+    TextDelta,
+    TextPart,
+    ThinkingDelta,
+    ThinkingPart,
+    Tool,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallPart,
+    ToolCallStart,
+    ToolChoice,
+    ToolResultPart,
+)
+from mlxgw.errors import GatewayError, UpstreamError
+
+from .common import (
+    FINISH_TO_OPENAI,
+    dumps,
+    error_body_json,
+    error_message,
+    invalid,
+    merge_turns,
+    new_id,
+    opt_bool,
+    opt_int,
+    opt_number,
+    opt_str,
+    parse_data_url,
+    require_messages,
+    require_model,
+    require_object,
+    response_id,
+    str_list,
+    stream_error,
+    upstream_error,
+)
+from .openai_stream import (
+    ERROR_TYPES,
+    StreamParser,
+    StreamRenderer,
+    error_object,
+    finish_from_openai,
+    usage_from_openai,
+    usage_to_openai,
+)
+
+__all__ = [
+    "ERROR_TYPES",
+    "REASONING_BUDGETS",
+    "StreamParser",
+    "StreamRenderer",
+    "build_request",
+    "error_from_upstream",
+    "events_from_response",
+    "parse_request",
+    "render_error",
+    "render_response",
+]
+
+REASONING_BUDGETS: dict[str, int | None] = {
+    "none": None,
+    "minimal": 1024,
+    "low": 1024,
+    "medium": 4096,
+    "high": 16384,
+    "xhigh": 32768,
+}
+_TOOL_CHOICE_MODES = {"auto": "auto", "none": "none", "required": "any"}
+_CONTEXT_TOO_LONG = re.compile(
+    r"maximum context length|context[_ ]length[_ ]exceeded|exceeds the available context|prompt is too long",
+    re.IGNORECASE,
+)
+
+
+# ---- server side: a client's request -----------------------------------------------------------
+
+
+def parse_request(body: Any, headers: Mapping[str, str]) -> ChatRequest:
+    body = require_object(body)
+    model = require_model(body)
+    raw_messages = require_messages(body)
+    if not raw_messages:
+        raise invalid("`messages` must contain at least one message", "messages")
+    system: list[TextPart] = []
+    messages: list[Message] = []
+    for i, msg in enumerate(raw_messages):
+        param = f"messages[{i}]"
+        if not isinstance(msg, dict):
+            raise invalid(f"`{param}` must be an object", param)
+        role = msg.get("role")
+        if role in ("system", "developer"):
+            system.extend(_parts(msg.get("content"), f"{param}.content", images=False))
+        elif role == "user":
+            if msg.get("content") is None:
+                raise invalid(f"`{param}.content` is required", f"{param}.content")
+            messages.append(Message("user", _parts(msg["content"], f"{param}.content")))
+        elif role == "assistant":
+            messages.append(Message("assistant", _assistant_parts(msg, param)))
+        elif role == "tool":
+            messages.append(Message("user", [_tool_result(msg, param)]))
+        else:
+            raise invalid(
+                f"`{param}.role` must be one of system, developer, user, assistant, tool", f"{param}.role"
+            )
+    if body.get("n") not in (None, 1):
+        raise invalid("only `n: 1` is supported", "n")
+    effort = body.get("reasoning_effort")
+    if effort is not None and effort not in REASONING_BUDGETS:
+        raise invalid(f"`reasoning_effort` must be one of {', '.join(REASONING_BUDGETS)}", "reasoning_effort")
+    stream_options = body.get("stream_options")
+    if stream_options is not None and not isinstance(stream_options, dict):
+        raise invalid("`stream_options` must be an object", "stream_options")
+    max_completion = opt_int(body, "max_completion_tokens", positive=True)
+    return ChatRequest(
+        model=model,
+        messages=merge_turns(messages),
+        system=system,
+        tools=_tools(body.get("tools")),
+        tool_choice=_tool_choice(body),
+        max_tokens=max_completion if max_completion is not None else opt_int(body, "max_tokens", positive=True),
+        temperature=opt_number(body, "temperature", 0, 2),
+        top_p=opt_number(body, "top_p", 0, 1),
+        top_k=opt_int(body, "top_k"),
+        min_p=opt_number(body, "min_p", 0, 1),
+        stop=str_list(body.get("stop"), "stop"),
+        seed=opt_int(body, "seed"),
+        stream=bool(opt_bool(body, "stream")),
+        thinking_budget=REASONING_BUDGETS.get(effort) if effort else None,
+        user=opt_str(body, "user"),
+        protocol="openai",
+        raw=body,
+        # Nothing the client sent is needed upstream: OpenAI's only request headers are auth.
+        client_headers={},
+        include_usage=bool(opt_bool(stream_options or {}, "include_usage")),
+    )
+
+
+def _parts(content: Any, param: str, *, images: bool = True) -> list[TextPart | ImagePart]:
+    if isinstance(content, str):
+        return [TextPart(content)]
+    if content is None:
+        return []
+    if not isinstance(content, list):
+        raise invalid(f"`{param}` must be a string or an array of content parts", param)
+    parts: list[TextPart | ImagePart] = []
+    for j, part in enumerate(content):
+        where = f"{param}[{j}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in ("text", "refusal"):
+            text = part.get(kind)
+            if not isinstance(text, str):
+                raise invalid(f"`{where}.{kind}` must be a string", f"{where}.{kind}")
+            parts.append(TextPart(text))
+        elif kind == "image_url" and images:
+            parts.append(_image(part.get("image_url"), f"{where}.image_url"))
+        elif kind is None:
+            raise invalid(f"`{where}` must be an object with a `type`", where)
+        else:
+            raise invalid(f"content part type {kind!r} is not supported here", f"{where}.type")
+    return parts
+
+
+def _image(value: Any, param: str) -> ImagePart:
+    url = value.get("url") if isinstance(value, dict) else value
+    if not isinstance(url, str) or not url:
+        raise invalid(f"`{param}.url` must be a string", f"{param}.url")
+    inline = parse_data_url(url)
+    if inline:
+        return ImagePart(media_type=inline[0], data=inline[1])
+    if url.startswith("data:"):
+        raise invalid("image data URLs must be base64 (`data:<type>;base64,...`)", f"{param}.url")
+    return ImagePart(url=url)
+
+
+def _assistant_parts(msg: dict, param: str) -> list:
+    parts: list = []
+    reasoning = msg.get("reasoning_content") or msg.get("reasoning")
+    if isinstance(reasoning, str) and reasoning:
+        parts.append(ThinkingPart(reasoning))
+    parts.extend(_parts(msg.get("content"), f"{param}.content", images=False))
+    calls = msg.get("tool_calls")
+    if calls is None:
+        return parts
+    if not isinstance(calls, list):
+        raise invalid(f"`{param}.tool_calls` must be an array", f"{param}.tool_calls")
+    for j, call in enumerate(calls):
+        where = f"{param}.tool_calls[{j}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise invalid(f"`{where}.function.name` must be a string", f"{where}.function.name")
+        arguments = function.get("arguments")
+        if isinstance(arguments, dict):
+            arguments = dumps(arguments)
+        elif arguments is None:
+            arguments = ""
+        elif not isinstance(arguments, str):
+            raise invalid(f"`{where}.function.arguments` must be a JSON string", f"{where}.function.arguments")
+        call_id = call.get("id")
+        if call_id is not None and not isinstance(call_id, str):
+            raise invalid(f"`{where}.id` must be a string", f"{where}.id")
+        parts.append(ToolCallPart(call_id or new_id("call_"), function["name"], arguments))
+    return parts
+
+
+def _tool_result(msg: dict, param: str) -> ToolResultPart:
+    call_id = msg.get("tool_call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise invalid(f"`{param}.tool_call_id` is required for tool messages", f"{param}.tool_call_id")
+    content = _parts(msg.get("content"), f"{param}.content", images=False)
+    return ToolResultPart(call_id, list(content))
+
+
+def _tools(value: Any) -> list[Tool]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise invalid("`tools` must be an array", "tools")
+    tools = []
+    for j, tool in enumerate(value):
+        where = f"tools[{j}]"
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+            raise invalid(f"`{where}` must be a function tool", f"{where}.type")
+        function = tool.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+            raise invalid(f"`{where}.function.name` must be a non-empty string", f"{where}.function.name")
+        description = opt_str(function, "description", f"{where}.function.description")
+        parameters = function.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            raise invalid(f"`{where}.function.parameters` must be an object", f"{where}.function.parameters")
+        tools.append(Tool(function["name"], description, parameters or {"type": "object", "properties": {}}))
+    return tools
+
+
+def _tool_choice(body: dict) -> ToolChoice | None:
+    value = body.get("tool_choice")
+    disable_parallel = opt_bool(body, "parallel_tool_calls") is False
+    if value is None:
+        return ToolChoice(disable_parallel=True) if disable_parallel else None
+    if isinstance(value, str) and value in _TOOL_CHOICE_MODES:
+        return ToolChoice(_TOOL_CHOICE_MODES[value], disable_parallel=disable_parallel)  # type: ignore[arg-type]
+    function = value.get("function") if isinstance(value, dict) else None
+    if isinstance(function, dict) and isinstance(function.get("name"), str):
+        return ToolChoice("tool", function["name"], disable_parallel)
+    raise invalid(
+        '`tool_choice` must be "auto", "none", "required" or {"type": "function", "function": {"name": ...}}',
+        "tool_choice",
+    )
+
+
+# ---- client side: a request for an OpenAI upstream ---------------------------------------------
+
+
+def build_request(req: ChatRequest, model: str) -> dict:
+    messages: list[dict] = []
+    if req.system:
+        messages.append({"role": "system", "content": "\n\n".join(p.text for p in req.system)})
+    for msg in req.messages:
+        messages.extend(_user_messages(msg) if msg.role == "user" else [_assistant_message(msg)])
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    if req.tools:
+        body["tools"] = [_tool_json(tool) for tool in req.tools]
+        if req.tool_choice:
+            body["tool_choice"] = _tool_choice_json(req.tool_choice)
+            if req.tool_choice.disable_parallel:
+                body["parallel_tool_calls"] = False
+    optional = {
+        "max_tokens": req.max_tokens,
+        "temperature": req.temperature,
+        "top_p": req.top_p,
+        "seed": req.seed,
+        "user": req.user,
+        "stop": req.stop or None,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if req.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def _user_messages(msg: Message) -> list[dict]:
+    """Tool results become `tool` messages, which must directly follow the assistant's tool calls."""
+    out: list[dict] = []
+    parts: list[dict] = []
+    for part in msg.content:
+        if isinstance(part, ToolResultPart):
+            out.append({"role": "tool", "tool_call_id": part.tool_call_id, "content": _tool_result_text(part)})
+        elif isinstance(part, TextPart):
+            parts.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            url = part.url or f"data:{part.media_type};base64,{part.data}"
+            parts.append({"type": "image_url", "image_url": {"url": url}})
+    if len(parts) == 1 and parts[0]["type"] == "text":
+        out.append({"role": "user", "content": parts[0]["text"]})
+    elif parts:
+        out.append({"role": "user", "content": parts})
+    return out
+
+
+def _tool_result_text(part: ToolResultPart) -> str:
+    pieces = [p.text if isinstance(p, TextPart) else "[image omitted]" for p in part.content]
+    text = "\n".join(pieces)
+    return f"Error: {text}" if part.is_error else text
+
+
+def _assistant_message(msg: Message) -> dict:
+    texts = [p.text for p in msg.content if isinstance(p, TextPart)]
+    calls = [
+        {"id": p.id, "type": "function", "function": {"name": p.name, "arguments": p.arguments or "{}"}}
+        for p in msg.content
+        if isinstance(p, ToolCallPart)
+    ]
+    out: dict[str, Any] = {"role": "assistant"}
+    if texts or not calls:
+        out["content"] = "\n\n".join(texts)
+    if calls:
+        out["tool_calls"] = calls
+    return out
+
+
+def _tool_json(tool: Tool) -> dict:
+    function: dict[str, Any] = {"name": tool.name, "parameters": tool.input_schema}
+    if tool.description:
+        function["description"] = tool.description
+    return {"type": "function", "function": function}
+
+
+def _tool_choice_json(choice: ToolChoice) -> Any:
+    if choice.mode == "tool" and choice.name:
+        return {"type": "function", "function": {"name": choice.name}}
+    return {"any": "required", "none": "none"}.get(choice.mode, "auto")
+
+
+# ---- client side: an OpenAI upstream's answer --------------------------------------------------
+
+
+def events_from_response(body: dict) -> list[Event]:
+    if isinstance(body, dict) and "error" in body:
+        raise stream_error(body["error"], dumps(body))
+    choices = body.get("choices") if isinstance(body, dict) else None
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        raise UpstreamError("bad_gateway", "upstream sent a chat completion without choices[0].message")
+    usage = usage_from_openai(body.get("usage"))
+    events: list[Event] = [
+        Start(id=body.get("id"), model=body.get("model"), input_tokens=usage.input_tokens,
+              cache_read_tokens=usage.cache_read_tokens)
+    ]
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if isinstance(reasoning, str) and reasoning:
+        events.append(ThinkingDelta(reasoning))
+    if isinstance(message.get("content"), str) and message["content"]:
+        events.append(TextDelta(message["content"]))
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise UpstreamError("bad_gateway", "upstream sent `tool_calls` that is not an array")
+    for index, call in enumerate(calls):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            raise UpstreamError("bad_gateway", "upstream sent a tool call without `function`")
+        arguments = function.get("arguments")
+        arguments = dumps(arguments) if isinstance(arguments, dict) else arguments or ""
+        events.append(ToolCallStart(index, call.get("id") or new_id("call_"), function.get("name") or ""))
+        if arguments:
+            events.append(ToolCallDelta(index, arguments))
+        events.append(ToolCallEnd(index))
+    events.append(usage)
+    events.append(Finish(finish_from_openai(choice.get("finish_reason"), bool(calls))))
+    return events
+
+
+# ---- server side: our answer -------------------------------------------------------------------
+
+
+def render_response(resp: ChatResponse, model: str, request_id: str) -> dict:
+    texts = [p.text for p in resp.content if isinstance(p, TextPart)]
+    thinking = [p.text for p in resp.content if isinstance(p, ThinkingPart) and p.text]
+    calls = [
+        {"id": p.id or new_id("call_"), "type": "function",
+         "function": {"name": p.name, "arguments": p.arguments or "{}"}}
+        for p in resp.content
+        if isinstance(p, ToolCallPart)
+    ]
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
+    if calls:
+        message["tool_calls"] = calls
+    if thinking:
+        message["reasoning_content"] = "".join(thinking)
+    return {
+        "id": response_id(resp.id, request_id, "chatcmpl-"),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {"index": 0, "message": message, "logprobs": None,
+             "finish_reason": FINISH_TO_OPENAI[resp.finish.reason]}
+        ],
+        "usage": usage_to_openai(resp.usage),
+    }
+
+
+def render_error(err: GatewayError, request_id: str) -> tuple[int, dict]:
+    return err.status, {"error": error_object(err)}
+
+
+def error_from_upstream(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
+    error = error_body_json(body).get("error")
+    message = error_message(status, body, error)
+    code = error.get("code") if isinstance(error, dict) else None
+    code = str(code) if code is not None else None
+    if _CONTEXT_TOO_LONG.search(message):
+        code = "context_length_exceeded"
+    return upstream_error(status, message, code=code, body=body, headers=headers)

@@ -1,0 +1,253 @@
+"""OpenAI Chat Completions streams: reading an upstream's chunks, writing ours."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from mlxgw.canonical import (
+    Event,
+    Finish,
+    FinishReason,
+    Start,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+    merge_usage,
+)
+from mlxgw.errors import GatewayError, UpstreamError
+
+from .common import (
+    FINISH_FROM_OPENAI,
+    FINISH_TO_OPENAI,
+    dumps,
+    is_int,
+    new_id,
+    response_id,
+    stream_error,
+)
+from .sse import frame
+
+# OpenAI's `kind` → error `type`. OpenAI itself says invalid_request_error for 404s (code model_not_found).
+ERROR_TYPES: dict[str, str] = {
+    "invalid_request": "invalid_request_error",
+    "authentication": "authentication_error",
+    "permission": "permission_error",
+    "not_found": "invalid_request_error",
+    "request_too_large": "request_too_large",
+    "rate_limit": "rate_limit_error",
+    "api_error": "api_error",
+    "bad_gateway": "api_error",
+    "unavailable": "overloaded_error",
+    "timeout": "timeout_error",
+    "overloaded": "overloaded_error",
+}
+
+
+def error_object(err: GatewayError) -> dict:
+    return {"message": err.message, "type": ERROR_TYPES[err.kind], "param": err.param, "code": err.code}
+
+
+def finish_from_openai(reason: Any, had_tool_calls: bool) -> FinishReason:
+    mapped = FINISH_FROM_OPENAI.get(str(reason), "end_turn")
+    # Some OpenAI-compatible servers say "stop" after tool calls; Anthropic clients need tool_use.
+    return "tool_use" if had_tool_calls and mapped == "end_turn" else mapped
+
+
+def usage_from_openai(usage: Any) -> Usage:
+    """Canonical input_tokens excludes cache reads (Anthropic's convention); OpenAI's prompt_tokens includes them."""
+    if not isinstance(usage, dict):
+        return Usage()
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    cached = cached if is_int(cached) else None
+    prompt = usage.get("prompt_tokens")
+    completion = usage.get("completion_tokens")
+    return Usage(
+        input_tokens=prompt - (cached or 0) if is_int(prompt) else None,
+        output_tokens=completion if is_int(completion) else None,
+        cache_read_tokens=cached,
+    )
+
+
+def usage_to_openai(usage: Usage) -> dict:
+    prompt = (usage.input_tokens or 0) + (usage.cache_read_tokens or 0) + (usage.cache_write_tokens or 0)
+    completion = usage.output_tokens or 0
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens or 0},
+    }
+
+
+class StreamParser:
+    """An upstream's `chat.completion.chunk` frames → canonical events.
+
+    Finish is held back until the usage chunk (or `[DONE]`) arrives, so that a renderer writing
+    Anthropic's `message_delta` already knows the output token count.
+    """
+
+    def __init__(self) -> None:
+        self.finished = False
+        self._started = False
+        self._calls: dict[int, int] = {}  # OpenAI tool-call index → canonical index
+        self._open: list[int] = []
+        self._pending: Finish | None = None
+
+    def feed(self, event: str | None, data: str) -> list[Event]:
+        if data.strip() == "[DONE]":
+            return self._complete()
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            chunk = None
+        if not isinstance(chunk, dict):
+            raise UpstreamError("bad_gateway", f"upstream sent a malformed stream chunk: {data[:200]!r}")
+        if "error" in chunk:
+            raise stream_error(chunk["error"], data)
+        events: list[Event] = []
+        if not self._started:
+            self._started = True
+            events.append(Start(id=chunk.get("id"), model=chunk.get("model")))
+        choices = chunk.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if isinstance(reasoning, str) and reasoning:
+            events.append(ThinkingDelta(reasoning))
+        if isinstance(delta.get("content"), str) and delta["content"]:
+            events.append(TextDelta(delta["content"]))
+        for call in delta.get("tool_calls") or []:
+            if isinstance(call, dict):
+                events.extend(self._tool_call(call))
+        has_usage = isinstance(chunk.get("usage"), dict)
+        if has_usage:
+            events.append(usage_from_openai(chunk["usage"]))
+        if choice.get("finish_reason") and not self.finished and self._pending is None:
+            events.extend(self._end_calls())
+            self._pending = Finish(finish_from_openai(choice["finish_reason"], bool(self._calls)))
+        if self._pending and has_usage:
+            events.append(self._pending)
+            self._pending, self.finished = None, True
+        return events
+
+    def end(self) -> list[Event]:
+        """At end of stream without `[DONE]`: the held-back Finish, if the upstream sent one."""
+        if self._pending is None:
+            return []
+        events: list[Event] = [self._pending]
+        self._pending, self.finished = None, True
+        return events
+
+    def _complete(self) -> list[Event]:
+        if self.finished:
+            return []
+        events = self._end_calls()
+        events.append(self._pending or Finish("tool_use" if self._calls else "end_turn"))
+        self._pending, self.finished = None, True
+        return events
+
+    def _end_calls(self) -> list[Event]:
+        ends: list[Event] = [ToolCallEnd(i) for i in self._open]
+        self._open.clear()
+        return ends
+
+    def _tool_call(self, call: dict) -> list[Event]:
+        index = call.get("index")
+        if not is_int(index):
+            # Servers that omit `index` send each call whole or in order: a new id means a new call.
+            index = len(self._calls) if call.get("id") or not self._calls else max(self._calls)
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        events: list[Event] = []
+        if index not in self._calls:
+            canonical = self._calls[index] = len(self._calls)
+            self._open.append(canonical)
+            events.append(ToolCallStart(canonical, call.get("id") or new_id("call_"), function.get("name") or ""))
+        arguments = function.get("arguments")
+        if isinstance(arguments, dict):
+            arguments = dumps(arguments)
+        if isinstance(arguments, str) and arguments and self._calls[index] in self._open:
+            events.append(ToolCallDelta(self._calls[index], arguments))
+        return events
+
+
+class StreamRenderer:
+    """Canonical events → our `chat.completion.chunk` SSE frames for an OpenAI client."""
+
+    def __init__(self, model: str, request_id: str, include_usage: bool = False) -> None:
+        self.model = model
+        self.request_id = request_id
+        self.include_usage = include_usage
+        self._id = response_id(None, request_id, "chatcmpl-")
+        self._created = int(time.time())
+        self._started = False
+        self._finished = False
+        self._failed = False
+        self._usage = Usage()
+        self._tool_index: dict[int, int] = {}
+
+    def render(self, event: Event) -> bytes:
+        if isinstance(event, Start):
+            if event.id and not self._started:
+                self._id = event.id
+            merge_usage(
+                self._usage,
+                Usage(event.input_tokens, None, event.cache_read_tokens, event.cache_write_tokens),
+            )
+            return self._begin()
+        out = self._begin()
+        if isinstance(event, TextDelta) and event.text:
+            out += self._chunk({"content": event.text})
+        elif isinstance(event, ThinkingDelta) and event.text:
+            out += self._chunk({"reasoning_content": event.text})
+        elif isinstance(event, ToolCallStart):
+            index = self._tool_index[event.index] = len(self._tool_index)
+            call = {
+                "index": index,
+                "id": event.id or new_id("call_"),
+                "type": "function",
+                "function": {"name": event.name, "arguments": ""},
+            }
+            out += self._chunk({"tool_calls": [call]})
+        elif isinstance(event, ToolCallDelta) and event.arguments and event.index in self._tool_index:
+            call = {"index": self._tool_index[event.index], "function": {"arguments": event.arguments}}
+            out += self._chunk({"tool_calls": [call]})
+        elif isinstance(event, Usage):
+            merge_usage(self._usage, event)
+        elif isinstance(event, Finish) and not self._finished:
+            self._finished = True
+            out += self._chunk({}, FINISH_TO_OPENAI[event.reason])
+        return out
+
+    def error(self, err: GatewayError) -> bytes:
+        self._failed = True
+        return frame(dumps({"error": error_object(err)}))
+
+    def close(self) -> bytes:
+        if self._failed:
+            return b""
+        if not self._finished:
+            return self.error(GatewayError("api_error", "the answer ended before it was complete"))
+        out = b""
+        if self.include_usage:
+            out += self._frame({"choices": [], "usage": usage_to_openai(self._usage)})
+        return out + frame("[DONE]")
+
+    def _begin(self) -> bytes:
+        if self._started:
+            return b""
+        self._started = True
+        return self._chunk({"role": "assistant", "content": ""})
+
+    def _chunk(self, delta: dict, finish_reason: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return self._frame({"choices": [choice]})
+
+    def _frame(self, fields: dict) -> bytes:
+        base = {"id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self.model}
+        return frame(dumps(base | fields))

@@ -1,0 +1,121 @@
+"""Canonical requests as the Hugging Face chat format that models' chat templates take.
+
+The daemon converts before sending, so the worker only ever sees plain JSON messages:
+`{"role": "system" | "user" | "assistant" | "tool", "content": str, ...}` with OpenAI-style
+`tool_calls` on assistant turns and OpenAI-style function tools.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mlxgw.canonical import (
+    ChatRequest,
+    ImagePart,
+    Message,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+    ToolResultPart,
+)
+
+# Local models here are text-only; the note tells the model something was there.
+IMAGE_PLACEHOLDER = "[image omitted: this model cannot see images]"
+
+
+def to_hf_messages(request: ChatRequest) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    system = "\n\n".join(part.text for part in request.system if part.text)
+    if system:
+        messages.append({"role": "system", "content": system})
+    for message in request.messages:
+        if message.role == "assistant":
+            messages.append(_assistant(message))
+        else:
+            messages.extend(_user(message))
+    return messages
+
+
+def to_hf_tools(request: ChatRequest) -> list[dict[str, Any]]:
+    if request.tool_choice is not None and request.tool_choice.mode == "none":
+        return []
+    tools = []
+    for tool in request.tools:
+        function: dict[str, Any] = {"name": tool.name}
+        if tool.description is not None:
+            function["description"] = tool.description
+        function["parameters"] = tool.input_schema
+        tools.append({"type": "function", "function": function})
+    return tools
+
+
+def _text_of(parts: list) -> str:
+    texts = []
+    for part in parts:
+        if isinstance(part, TextPart):
+            texts.append(part.text)
+        elif isinstance(part, ImagePart):
+            texts.append(IMAGE_PLACEHOLDER)
+    return "\n".join(texts)
+
+
+def _user(message: Message) -> list[dict[str, Any]]:
+    """A user turn; its tool results become `tool` messages, in the order they came."""
+    out: list[dict[str, Any]] = []
+    pending: list = []
+
+    def flush() -> None:
+        if pending:
+            out.append({"role": "user", "content": _text_of(pending)})
+            pending.clear()
+
+    for part in message.content:
+        if isinstance(part, ToolResultPart):
+            flush()
+            content = _text_of(part.content)
+            if part.is_error:
+                content = f"Error: {content}"
+            out.append({"role": "tool", "tool_call_id": part.tool_call_id, "content": content})
+        elif isinstance(part, TextPart | ImagePart):
+            pending.append(part)
+    flush()
+    if not out:
+        out.append({"role": "user", "content": ""})
+    return out
+
+
+def _assistant(message: Message) -> dict[str, Any]:
+    text = []
+    reasoning = []
+    calls = []
+    for part in message.content:
+        if isinstance(part, TextPart):
+            text.append(part.text)
+        elif isinstance(part, ThinkingPart) and part.text:
+            reasoning.append(part.text)
+        elif isinstance(part, ToolCallPart):
+            calls.append(
+                {
+                    "id": part.id,
+                    "type": "function",
+                    "function": {"name": part.name, "arguments": _arguments(part.arguments)},
+                }
+            )
+    out: dict[str, Any] = {"role": "assistant", "content": "".join(text)}
+    if reasoning:
+        # The key Qwen3-style templates read; the others ignore it.
+        out["reasoning_content"] = "".join(reasoning)
+    if calls:
+        out["tool_calls"] = calls
+    return out
+
+
+def _arguments(text: str) -> Any:
+    """Templates render arguments with `tojson`, so they need the object, not its JSON text."""
+    if not text.strip():
+        return {}
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

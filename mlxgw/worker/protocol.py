@@ -1,0 +1,100 @@
+"""The frames between the daemon and the worker: one JSON object per line.
+
+Daemon → worker, each with an integer `id` chosen by the daemon (unique per worker):
+
+    {"op": "generate", "id", "name", "path", "messages", "tools", "max_tokens", "temperature",
+     "top_p", "top_k", "min_p", "stop", "seed", "parse_tools"}
+    {"op": "cancel", "id"}                      the request's sequence leaves the batch at once
+    {"op": "count", "id", "name", "path", "messages", "tools"}
+    {"op": "load" | "unload", "id", "name", "path"}
+    {"op": "status", "id"}
+    {"op": "shutdown"}
+
+Worker → daemon:
+
+    {"id", "ev": [event, ...]}      events of a generation, in order; the stream ends with "finish"
+    {"id", "result": {...}}         the answer to count, load, unload, status
+    {"id", "error": {"kind", "message", "code", "status", "retryable"}}   ends the request
+
+An event is a list: its tag, then the fields of the canonical event in declaration order, e.g.
+`["text", "Hello"]`, `["start", null, null, 12, 0, null]`, `["finish", "end_turn", null]`.
+Frames are written with ASCII-only JSON, so a line never holds a raw newline. The worker writes
+what is ready in one go and merges consecutive text of one request into one event.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from typing import Any
+
+from mlxgw.canonical import (
+    Event,
+    Finish,
+    Start,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+)
+
+TAGS: dict[str, type] = {
+    "start": Start,
+    "text": TextDelta,
+    "think": ThinkingDelta,
+    "tool_start": ToolCallStart,
+    "tool_delta": ToolCallDelta,
+    "tool_end": ToolCallEnd,
+    "usage": Usage,
+    "finish": Finish,
+}
+_TAG_OF = {cls: tag for tag, cls in TAGS.items()}
+_MERGEABLE = ("text", "think")
+
+# Frames can be as large as a whole conversation.
+MAX_FRAME_BYTES = 256 * 1024 * 1024
+
+
+def encode(frame: dict[str, Any]) -> bytes:
+    return json.dumps(frame, separators=(",", ":")).encode("ascii") + b"\n"
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    return json.loads(line)
+
+
+def event_to_wire(event: Event) -> list:
+    return [_TAG_OF[type(event)], *(getattr(event, f.name) for f in fields(event))]
+
+
+def event_from_wire(item: list) -> Event:
+    return TAGS[item[0]](*item[1:])
+
+
+def merge_frames(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fold the event frames of one request into one frame and adjacent text into one event.
+
+    Only frames with no other frame of the same request between them are folded, so each request
+    keeps its own order; the order between requests does not matter.
+    """
+    out: list[dict[str, Any]] = []
+    open_events: dict[int, list] = {}
+    for frame in frames:
+        rid = frame.get("id")
+        events = frame.get("ev")
+        if events is None:
+            open_events.pop(rid, None)
+            out.append(frame)
+            continue
+        target = open_events.get(rid)
+        if target is None:
+            target = open_events[rid] = []
+            out.append({"id": rid, "ev": target})
+        for item in events:
+            if target and item[0] in _MERGEABLE and target[-1][0] == item[0]:
+                target[-1] = [item[0], target[-1][1] + item[1]]
+            else:
+                target.append(item)
+    return out
