@@ -139,7 +139,9 @@ def parse_request(body: Any, headers: Mapping[str, str]) -> ChatRequest:
         system=system,
         tools=_tools(body.get("tools")),
         tool_choice=_tool_choice(body),
-        max_tokens=max_completion if max_completion is not None else opt_int(body, "max_tokens", positive=True),
+        max_tokens=max_completion
+        if max_completion is not None
+        else opt_int(body, "max_tokens", positive=True),
         temperature=opt_number(body, "temperature", 0, 2),
         top_p=opt_number(body, "top_p", 0, 1),
         top_k=opt_int(body, "top_k"),
@@ -216,7 +218,9 @@ def _assistant_parts(msg: dict, param: str) -> list:
         elif arguments is None:
             arguments = ""
         elif not isinstance(arguments, str):
-            raise invalid(f"`{where}.function.arguments` must be a JSON string", f"{where}.function.arguments")
+            raise invalid(
+                f"`{where}.function.arguments` must be a JSON string", f"{where}.function.arguments"
+            )
         call_id = call.get("id")
         if call_id is not None and not isinstance(call_id, str):
             raise invalid(f"`{where}.id` must be a string", f"{where}.id")
@@ -243,7 +247,11 @@ def _tools(value: Any) -> list[Tool]:
         if not isinstance(tool, dict) or tool.get("type", "function") != "function":
             raise invalid(f"`{where}` must be a function tool", f"{where}.type")
         function = tool.get("function")
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+        if (
+            not isinstance(function, dict)
+            or not isinstance(function.get("name"), str)
+            or not function["name"]
+        ):
             raise invalid(f"`{where}.function.name` must be a non-empty string", f"{where}.function.name")
         description = opt_str(function, "description", f"{where}.function.description")
         parameters = function.get("parameters")
@@ -306,7 +314,9 @@ def _user_messages(msg: Message) -> list[dict]:
     parts: list[dict] = []
     for part in msg.content:
         if isinstance(part, ToolResultPart):
-            out.append({"role": "tool", "tool_call_id": part.tool_call_id, "content": _tool_result_text(part)})
+            out.append(
+                {"role": "tool", "tool_call_id": part.tool_call_id, "content": _tool_result_text(part)}
+            )
         elif isinstance(part, TextPart):
             parts.append({"type": "text", "text": part.text})
         elif isinstance(part, ImagePart):
@@ -366,8 +376,12 @@ def events_from_response(body: dict) -> list[Event]:
         raise UpstreamError("bad_gateway", "upstream sent a chat completion without choices[0].message")
     usage = usage_from_openai(body.get("usage"))
     events: list[Event] = [
-        Start(id=body.get("id"), model=body.get("model"), input_tokens=usage.input_tokens,
-              cache_read_tokens=usage.cache_read_tokens)
+        Start(
+            id=body.get("id"),
+            model=body.get("model"),
+            input_tokens=usage.input_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+        )
     ]
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     if isinstance(reasoning, str) and reasoning:
@@ -399,8 +413,11 @@ def render_response(resp: ChatResponse, model: str, request_id: str) -> dict:
     texts = [p.text for p in resp.content if isinstance(p, TextPart)]
     thinking = [p.text for p in resp.content if isinstance(p, ThinkingPart) and p.text]
     calls = [
-        {"id": p.id or new_id("call_"), "type": "function",
-         "function": {"name": p.name, "arguments": p.arguments or "{}"}}
+        {
+            "id": p.id or new_id("call_"),
+            "type": "function",
+            "function": {"name": p.name, "arguments": p.arguments or "{}"},
+        }
         for p in resp.content
         if isinstance(p, ToolCallPart)
     ]
@@ -415,8 +432,12 @@ def render_response(resp: ChatResponse, model: str, request_id: str) -> dict:
         "created": int(time.time()),
         "model": model,
         "choices": [
-            {"index": 0, "message": message, "logprobs": None,
-             "finish_reason": FINISH_TO_OPENAI[resp.finish.reason]}
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": FINISH_TO_OPENAI[resp.finish.reason],
+            }
         ],
         "usage": usage_to_openai(resp.usage),
     }

@@ -167,7 +167,9 @@ class StreamParser:
         if index not in self._calls:
             canonical = self._calls[index] = len(self._calls)
             self._open.append(canonical)
-            events.append(ToolCallStart(canonical, call.get("id") or new_id("call_"), function.get("name") or ""))
+            events.append(
+                ToolCallStart(canonical, call.get("id") or new_id("call_"), function.get("name") or "")
+            )
         arguments = function.get("arguments")
         if isinstance(arguments, dict):
             arguments = dumps(arguments)
@@ -249,5 +251,10 @@ class StreamRenderer:
         return self._frame({"choices": [choice]})
 
     def _frame(self, fields: dict) -> bytes:
-        base = {"id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self.model}
+        base = {
+            "id": self._id,
+            "object": "chat.completion.chunk",
+            "created": self._created,
+            "model": self.model,
+        }
         return frame(dumps(base | fields))
