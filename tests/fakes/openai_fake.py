@@ -19,8 +19,16 @@ _ERRORS: dict[int, tuple[str, str | None, str]] = {
         "invalid_api_key",
         "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.",
     ),
-    403: ("invalid_request_error", "unsupported_country_region_territory", "Country, region, or territory not supported"),
-    404: ("invalid_request_error", "model_not_found", "The model does not exist or you do not have access to it."),
+    403: (
+        "invalid_request_error",
+        "unsupported_country_region_territory",
+        "Country, region, or territory not supported",
+    ),
+    404: (
+        "invalid_request_error",
+        "model_not_found",
+        "The model does not exist or you do not have access to it.",
+    ),
     413: ("invalid_request_error", None, "Request too large."),
     429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests. Please try again in 1s."),
     500: ("server_error", None, "The server had an error while processing your request. Sorry about that!"),
@@ -54,7 +62,9 @@ class FakeOpenAI(FakeUpstream):
         return rec.bearer == self.require_key
 
     def error_body(self, status: int, reply: Reply, request_id: str) -> dict[str, Any]:
-        etype, code, message = _ERRORS.get(status, ("server_error" if status >= 500 else "invalid_request_error", None, "Error."))
+        etype, code, message = _ERRORS.get(
+            status, ("server_error" if status >= 500 else "invalid_request_error", None, "Error.")
+        )
         param = reply.error_param
         if reply.prompt_too_long:
             tokens, maximum = reply.prompt_too_long
@@ -77,7 +87,9 @@ class FakeOpenAI(FakeUpstream):
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         async def answer(request, rec, reply):
-            data = [{"id": m, "object": "model", "created": 1715367049, "owned_by": "system"} for m in self.models]
+            data = [
+                {"id": m, "object": "model", "created": 1715367049, "owned_by": "system"} for m in self.models
+            ]
             return await self._send_json(request, reply, {"object": "list", "data": data})
 
         return await self._serve(request, "models", answer)
@@ -85,7 +97,9 @@ class FakeOpenAI(FakeUpstream):
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, None, self._answer_chat)
 
-    async def _answer_chat(self, request: web.Request, rec: RecordedRequest, reply: Reply) -> web.StreamResponse:
+    async def _answer_chat(
+        self, request: web.Request, rec: RecordedRequest, reply: Reply
+    ) -> web.StreamResponse:
         body = rec.json if isinstance(rec.json, dict) else {}
         model = reply.model or body.get("model") or "gpt-4o"
         cid = "chatcmpl-" + _short_id()
@@ -110,7 +124,11 @@ class FakeOpenAI(FakeUpstream):
                 message["reasoning_content"] = thinking.text
             if calls:
                 message["tool_calls"] = [
-                    {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments_json}}
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments_json},
+                    }
                     for c in calls
                 ]
             completion = {

@@ -404,7 +404,9 @@ class FakeUpstream:
             rec.disconnected = True
             raise
 
-    async def _send_json(self, request: web.Request, reply: Reply, body: dict[str, Any]) -> web.StreamResponse:
+    async def _send_json(
+        self, request: web.Request, reply: Reply, body: dict[str, Any]
+    ) -> web.StreamResponse:
         rid = self._request_id()
         headers = {**self.id_headers(rid), **reply.headers}
         raw = json.dumps(body).encode()

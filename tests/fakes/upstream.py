@@ -1,0 +1,41 @@
+"""Fake OpenAI and Anthropic upstreams: real aiohttp servers on 127.0.0.1:0, scriptable to misbehave.
+
+async with FakeOpenAI(Reply(text="hi"), Reply(status=429, retry_after=1)) as up:
+    client = openai.AsyncOpenAI(base_url=up.url, api_key="sk-test", max_retries=0)
+    ...
+    assert up.requests[0].json["model"] == "gpt-4o"
+"""
+
+from .anthropic_fake import FakeAnthropic
+from .openai_fake import FakeOpenAI
+from .script import (
+    FakeUpstream,
+    RecordedRequest,
+    Reply,
+    Thinking,
+    ToolCall,
+    Usage,
+    fake_token_count,
+    refused_url,
+)
+
+
+def fake_upstream(protocol: str, *replies: Reply, **kwargs) -> FakeUpstream:
+    """FakeOpenAI or FakeAnthropic by protocol name ("openai" | "anthropic")."""
+    cls = {"openai": FakeOpenAI, "anthropic": FakeAnthropic}[protocol]
+    return cls(*replies, **kwargs)
+
+
+__all__ = [
+    "FakeAnthropic",
+    "FakeOpenAI",
+    "FakeUpstream",
+    "RecordedRequest",
+    "Reply",
+    "Thinking",
+    "ToolCall",
+    "Usage",
+    "fake_token_count",
+    "fake_upstream",
+    "refused_url",
+]
