@@ -192,6 +192,7 @@ class StreamRenderer:
         self._failed = False
         self._usage = Usage()
         self._tool_index: dict[int, int] = {}
+        self._without_arguments: set[int] = set()
 
     def render(self, event: Event) -> bytes:
         if isinstance(event, Start):
@@ -209,6 +210,7 @@ class StreamRenderer:
             out += self._chunk({"reasoning_content": event.text})
         elif isinstance(event, ToolCallStart):
             index = self._tool_index[event.index] = len(self._tool_index)
+            self._without_arguments.add(event.index)
             call = {
                 "index": index,
                 "id": event.id or new_id("call_"),
@@ -217,12 +219,17 @@ class StreamRenderer:
             }
             out += self._chunk({"tool_calls": [call]})
         elif isinstance(event, ToolCallDelta) and event.arguments and event.index in self._tool_index:
-            call = {"index": self._tool_index[event.index], "function": {"arguments": event.arguments}}
-            out += self._chunk({"tool_calls": [call]})
+            self._without_arguments.discard(event.index)
+            out += self._arguments(event.index, event.arguments)
+        elif isinstance(event, ToolCallEnd) and event.index in self._without_arguments:
+            self._without_arguments.discard(event.index)
+            out += self._arguments(event.index, "{}")
         elif isinstance(event, Usage):
             merge_usage(self._usage, event)
         elif isinstance(event, Finish) and not self._finished:
             self._finished = True
+            for index in sorted(self._without_arguments):
+                out += self._arguments(index, "{}")
             out += self._chunk({}, FINISH_TO_OPENAI[event.reason])
         return out
 
@@ -245,6 +252,11 @@ class StreamRenderer:
             return b""
         self._started = True
         return self._chunk({"role": "assistant", "content": ""})
+
+    def _arguments(self, index: int, arguments: str) -> bytes:
+        # A call without arguments still needs "{}": OpenAI clients json.loads the concatenation.
+        call = {"index": self._tool_index[index], "function": {"arguments": arguments}}
+        return self._chunk({"tool_calls": [call]})
 
     def _chunk(self, delta: dict, finish_reason: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
