@@ -3,24 +3,47 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from mlxgw.canonical import ChatRequest, Event
+from mlxgw.canonical import MEANINGFUL, ChatRequest, Event
+
+
+@dataclass
+class RawFrame:
+    """Bytes relayed untouched to a client of the upstream's own protocol (native passthrough),
+    with the events the gateway read from them for its log and its failover decisions."""
+
+    data: bytes
+    events: list[Event] = field(default_factory=list)
+    whole: bool = False  # a complete non-streaming body rather than one SSE frame
+    headers: dict[str, str] = field(default_factory=dict)  # upstream headers worth relaying
+
+
+Item = Event | RawFrame
+
+
+def is_meaningful(item: Item) -> bool:
+    """Has content started? (not a role-only chunk, a message_start or a ping)"""
+    if isinstance(item, RawFrame):
+        return item.whole or any(isinstance(ev, MEANINGFUL) for ev in item.events)
+    return isinstance(item, MEANINGFUL)
 
 
 class Backend(Protocol):
     """A place a request can be sent to.
 
-    `stream` yields canonical events for one request. It raises `UpstreamError` for failures:
-    with `retryable=True` when another try or another backend may succeed (connection trouble,
+    `stream` yields canonical events for one request, or `RawFrame`s when `passthrough` says the
+    client speaks this backend's own protocol. It raises `UpstreamError` for failures: with
+    `retryable=True` when another try or another backend may succeed (connection trouble,
     timeouts, 429/5xx, a crashed or missing local model), `retryable=False` when the request itself
-    is at fault. Cancelling the iterator (the client went away) must cancel the upstream work.
+    is at fault. Closing the iterator early (the client went away) must cancel the upstream work.
     """
 
     name: str
     kind: str  # "local" | "openai" | "anthropic"
 
-    def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Event]: ...
+    def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Item]: ...
 
     async def count_tokens(self, request: ChatRequest, model: str) -> int: ...
 

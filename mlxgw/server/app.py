@@ -2,27 +2,62 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 
-from mlxgw import __version__
+from mlxgw.backends.base import Backend
+from mlxgw.backends.registry import Registry
 from mlxgw.config import Settings
-from mlxgw.server.keys import SETTINGS, STARTED, WORKSPACE
+from mlxgw.dispatcher import Dispatcher
+from mlxgw.server import middleware
+from mlxgw.server.keys import DISPATCHER, SESSION, SETTINGS, STARTED, STATE
+from mlxgw.server.routes import add_routes
+from mlxgw.server.state import LiveState, watch
 from mlxgw.workspace import Workspace
 
 
-async def health(request: web.Request) -> web.Response:
-    app = request.app
-    return web.json_response(
-        {"status": "ok", "version": __version__, "uptime_s": round(time.monotonic() - app[STARTED], 3)}
+def create_app(
+    settings: Settings,
+    *,
+    workspace: Workspace,
+    local: Backend | None = None,
+    backends: dict[str, Backend] | None = None,
+    reload_interval_s: float = 1.0,
+) -> web.Application:
+    """Build the gateway. `local` replaces the MLX worker backend and `backends` adds or overrides
+    named backends (tests and benchmarks inject theirs here); everything else comes from `settings`
+    and the workspace's store."""
+    app = web.Application(
+        client_max_size=int(settings.server.max_request_mb * 1024 * 1024),
+        middlewares=[middleware.errors, middleware.auth],
     )
-
-
-def create_app(settings: Settings, *, workspace: Workspace) -> web.Application:
-    app = web.Application(client_max_size=int(settings.server.max_request_mb * 1024 * 1024))
     app[SETTINGS] = settings
-    app[WORKSPACE] = workspace
     app[STARTED] = time.monotonic()
-    app.router.add_get("/health", health)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
+        local_backend = local if local is not None else _default_local(workspace)
+        registry = Registry(session, workspace.vault, local=local_backend, extra=backends)
+        state = LiveState(workspace, registry)
+        state.load()
+        app[SESSION] = session
+        app[STATE] = state
+        app[DISPATCHER] = Dispatcher(registry, lambda: state.mappings)
+        watcher = asyncio.create_task(watch(state, reload_interval_s))
+        yield
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        await registry.close()
+        await session.close()
+
+    app.cleanup_ctx.append(resources)
+    add_routes(app)
     return app
+
+
+def _default_local(workspace: Workspace) -> Backend | None:
+    return None

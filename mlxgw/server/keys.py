@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import aiohttp
 from aiohttp import web
 
 from mlxgw.config import Settings
-from mlxgw.workspace import Workspace
+from mlxgw.dispatcher import Dispatcher
+from mlxgw.server.state import LiveState
 
-SETTINGS = web.AppKey("settings", Settings)
-WORKSPACE = web.AppKey("workspace", Workspace)
+SETTINGS = web.AppKey("settings", Settings)  # as the server started: its address
+STATE = web.AppKey("state", LiveState)  # the live view: settings, backends, mappings, client keys
 STARTED = web.AppKey("started", float)
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)

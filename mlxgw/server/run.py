@@ -18,4 +18,4 @@ def run_server(ws: Workspace, settings: Settings) -> None:
     app = create_app(settings, workspace=ws)
     host, port = settings.server.host, settings.server.port
     print(f"mlxgw listening on http://{host}:{port}", flush=True)
-    web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=30)
+    web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=30, handler_cancellation=True)

@@ -1,0 +1,136 @@
+"""Cloud backends: any OpenAI-compatible server, and Anthropic.
+
+A request from a client of the backend's own protocol is passed through: the client's JSON with
+only the model name changed, and the upstream's bytes relayed as they arrive. Any other request is
+translated through the canonical model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from types import ModuleType
+
+from mlxgw.backends.base import Item, RawFrame
+from mlxgw.backends.http import Upstream, read_body, relayed_headers, sse_frames
+from mlxgw.canonical import ChatRequest
+from mlxgw.errors import GatewayError, UpstreamError
+from mlxgw.protocols import anthropic as anthropic_wire
+from mlxgw.protocols import openai as openai_wire
+
+log = logging.getLogger("mlxgw.backends")
+
+# Relayed bytes must be the bytes the client can read: ask upstreams not to compress.
+BASE_HEADERS = {"content-type": "application/json", "accept": "application/json", "accept-encoding": "identity"}
+
+
+class CloudBackend:
+    kind: str
+    wire: ModuleType
+    chat_path: str
+
+    def __init__(self, upstream: Upstream, *, anthropic_version: str = "2023-06-01") -> None:
+        self.upstream = upstream
+        self.name = upstream.name
+        self.anthropic_version = anthropic_version
+
+    def headers(self, request: ChatRequest, passthrough: bool) -> dict[str, str]:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """The HTTP session is the app's; nothing of our own to close."""
+
+    def _url(self, path: str) -> str:
+        return self.upstream.settings.base_url + path
+
+    def _passthrough(self, request: ChatRequest) -> bool:
+        return request.protocol == self.kind and request.raw is not None
+
+    def _body(self, request: ChatRequest, model: str, passthrough: bool) -> dict:
+        if passthrough:
+            return {**request.raw, "model": model}
+        return self.wire.build_request(request, model)
+
+    async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Item]:
+        passthrough = self._passthrough(request)
+        body = json.dumps(self._body(request, model, passthrough), ensure_ascii=False).encode()
+        url = self._url(self.chat_path)
+        async with self.upstream.post(url, body, self.headers(request, passthrough), self.wire.error_from_upstream) as resp:
+            if request.stream:
+                parser = self.wire.StreamParser()
+                async for raw, event, data in sse_frames(resp, self.name):
+                    events = parser.feed(event, data) if data else []
+                    if passthrough:
+                        yield RawFrame(raw, events)
+                    else:
+                        for ev in events:
+                            yield ev
+                if not parser.finished:
+                    raise UpstreamError("bad_gateway", f"backend {self.name} ended its stream early", backend=self.name, retryable=True)
+            else:
+                raw = await read_body(resp, self.name)
+                events = self._events(raw)
+                if passthrough:
+                    yield RawFrame(raw, events, whole=True, headers=relayed_headers(resp))
+                else:
+                    for ev in events:
+                        yield ev
+
+    def _events(self, raw: bytes) -> list:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise UpstreamError("bad_gateway", f"backend {self.name} sent a malformed body", backend=self.name, retryable=True) from None
+        try:
+            return self.wire.events_from_response(body)
+        except GatewayError as exc:
+            raise UpstreamError("bad_gateway", f"backend {self.name}: {exc.message}", backend=self.name, retryable=True) from None
+
+
+class OpenAIBackend(CloudBackend):
+    kind = "openai"
+    wire = openai_wire
+    chat_path = "/chat/completions"
+
+    def headers(self, request: ChatRequest, passthrough: bool) -> dict[str, str]:
+        headers = dict(BASE_HEADERS)
+        key = self.upstream.key()
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        return headers
+
+    async def count_tokens(self, request: ChatRequest, model: str) -> int:
+        """OpenAI has no counting endpoint: an estimate of about four characters a token."""
+        text = json.dumps(openai_wire.build_request(request, model)["messages"], ensure_ascii=False)
+        return max(1, len(text) // 4)
+
+
+class AnthropicBackend(CloudBackend):
+    kind = "anthropic"
+    wire = anthropic_wire
+    chat_path = "/v1/messages"
+
+    def headers(self, request: ChatRequest, passthrough: bool) -> dict[str, str]:
+        headers = dict(BASE_HEADERS)
+        if passthrough:
+            headers.update({k: v for k, v in request.client_headers.items() if k in anthropic_wire.FORWARDED_HEADERS})
+        headers.setdefault("anthropic-version", self.anthropic_version)
+        key = self.upstream.key()
+        if key:
+            headers["x-api-key"] = key
+        return headers
+
+    async def count_tokens(self, request: ChatRequest, model: str) -> int:
+        passthrough = self._passthrough(request)
+        body = self._body(request, model, passthrough)
+        for field in ("max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences", "metadata"):
+            body.pop(field, None)
+        url = self._url("/v1/messages/count_tokens")
+        raw_body = json.dumps(body, ensure_ascii=False).encode()
+        async with self.upstream.post(url, raw_body, self.headers(request, passthrough), self.wire.error_from_upstream) as resp:
+            raw = await read_body(resp, self.name)
+        try:
+            return int(json.loads(raw)["input_tokens"])
+        except (ValueError, KeyError, TypeError):
+            raise UpstreamError("bad_gateway", f"backend {self.name} sent a malformed token count", backend=self.name, retryable=True) from None

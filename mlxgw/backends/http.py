@@ -1,0 +1,129 @@
+"""HTTP plumbing shared by the cloud backends: one request to an upstream, with timeouts and
+errors turned into `UpstreamError`s, and an SSE reader that keeps each frame's raw bytes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import aiohttp
+
+from mlxgw.config import BackendSettings
+from mlxgw.errors import UpstreamError
+
+# Upstream response headers a passthrough client may care about.
+RELAYED_HEADERS = ("retry-after", "retry-after-ms", "anthropic-ratelimit-requests-remaining", "x-ratelimit-remaining-requests")
+
+
+class Upstream:
+    """One configured cloud backend's HTTP side."""
+
+    def __init__(self, settings: BackendSettings, session: aiohttp.ClientSession, key: Callable[[], str | None]) -> None:
+        self.settings = settings
+        self.session = session
+        self.key = key
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    def _timeout(self) -> aiohttp.ClientTimeout:
+        p = self.settings.policy
+        return aiohttp.ClientTimeout(total=None, connect=p.connect_timeout_s, sock_connect=p.connect_timeout_s, sock_read=p.idle_timeout_s)
+
+    @asynccontextmanager
+    async def post(
+        self, url: str, body: bytes, headers: dict[str, str], error: Callable[[int, bytes, dict], UpstreamError]
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """POST and yield the response once its headers arrived with a 2xx status.
+
+        Connection failures and timeouts become retryable `UpstreamError`s; a non-2xx status becomes
+        what `error(status, body, headers)` makes of it.
+        """
+        policy = self.settings.policy
+        try:
+            async with asyncio.timeout(policy.first_byte_timeout_s + policy.connect_timeout_s):
+                response = await self.session.post(url, data=body, headers=headers, timeout=self._timeout())
+        except TimeoutError:
+            raise UpstreamError("timeout", f"backend {self.name} did not answer in time", backend=self.name, retryable=True) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(
+                "bad_gateway", f"backend {self.name} unreachable: {describe(exc)}", backend=self.name, retryable=True
+            ) from None
+        try:
+            if response.status >= 300:
+                try:
+                    raw = await response.read()
+                except (aiohttp.ClientError, TimeoutError):
+                    raw = b""
+                err = error(response.status, raw, dict(response.headers))
+                err.backend = self.name
+                raise err
+            yield response
+        finally:
+            response.release()
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def relayed_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
+    return {k: v for k in RELAYED_HEADERS if (v := response.headers.get(k)) is not None}
+
+
+async def read_body(response: aiohttp.ClientResponse, backend: str) -> bytes:
+    try:
+        return await response.read()
+    except TimeoutError:
+        raise UpstreamError("timeout", f"backend {backend} stalled mid-answer", backend=backend, retryable=True) from None
+    except aiohttp.ClientError as exc:
+        raise UpstreamError("bad_gateway", f"backend {backend} broke off: {describe(exc)}", backend=backend, retryable=True) from None
+
+
+async def sse_frames(response: aiohttp.ClientResponse, backend: str) -> AsyncIterator[tuple[bytes, str | None, str]]:
+    """Yield (raw frame bytes, event name, data) for each SSE frame as it arrives.
+
+    The raw bytes include the frame's blank-line terminator, so relaying them reproduces the stream.
+    Comment-only frames are yielded with data "" so a relay can pass keep-alives through.
+    """
+    buffer = b""
+    try:
+        async for chunk in response.content.iter_any():
+            buffer += chunk
+            while True:
+                end, sep_len = _frame_end(buffer)
+                if end < 0:
+                    break
+                raw, buffer = buffer[: end + sep_len], buffer[end + sep_len :]
+                event, data = _parse_frame(raw[:end])
+                yield raw, event, data
+    except TimeoutError:
+        raise UpstreamError("timeout", f"backend {backend} stream stalled", backend=backend, retryable=True) from None
+    except aiohttp.ClientError as exc:
+        raise UpstreamError("bad_gateway", f"backend {backend} stream broke off: {describe(exc)}", backend=backend, retryable=True) from None
+    if buffer.strip():
+        event, data = _parse_frame(buffer)
+        yield buffer, event, data
+
+
+def _frame_end(buffer: bytes) -> tuple[int, int]:
+    candidates = [(i, len(sep)) for sep in (b"\n\n", b"\r\n\r\n", b"\r\r") if (i := buffer.find(sep)) >= 0]
+    return min(candidates) if candidates else (-1, 0)
+
+
+def _parse_frame(raw: bytes) -> tuple[str | None, str]:
+    event = None
+    data: list[str] = []
+    for line in raw.decode("utf-8", errors="replace").splitlines():
+        if not line or line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "event":
+            event = value
+        elif field == "data":
+            data.append(value)
+    return event, "\n".join(data)

@@ -1,0 +1,93 @@
+"""Request ids, client-key auth, and errors in the caller's own protocol — never a traceback."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from types import ModuleType
+
+from aiohttp import web
+
+from mlxgw.errors import GatewayError, UpstreamError
+from mlxgw.protocols import anthropic as anthropic_wire
+from mlxgw.protocols import openai as openai_wire
+from mlxgw.server.keys import STATE
+from mlxgw.store import client_keys
+
+log = logging.getLogger("mlxgw.server")
+
+REQUEST_ID = web.RequestKey("request_id", str)
+
+
+def wire_for(request: web.Request) -> ModuleType:
+    """The protocol a client speaks, judged by the path it called (or, for shared paths, its headers)."""
+    path = request.path
+    if path.startswith("/v1/messages") or (path.startswith("/v1/models") and "anthropic-version" in request.headers):
+        return anthropic_wire
+    return openai_wire
+
+
+def request_id(request: web.Request) -> str:
+    return request[REQUEST_ID]
+
+
+def error_response(request: web.Request, err: GatewayError) -> web.Response:
+    rid = request.get(REQUEST_ID) or new_request_id()
+    status, body = wire_for(request).render_error(err, rid)
+    headers = {"request-id": rid, "x-request-id": rid}
+    if isinstance(err, UpstreamError):
+        # The gateway already retried and failed over: an SDK retrying too would multiply the load.
+        headers["x-should-retry"] = "false"
+        if err.retry_after is not None:
+            headers["retry-after"] = str(max(1, round(err.retry_after)))
+    return web.json_response(body, status=status, headers=headers)
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+_HTTP_KINDS = {404: "not_found", 405: "invalid_request", 413: "request_too_large", 400: "invalid_request"}
+
+
+@web.middleware
+async def errors(request: web.Request, handler) -> web.StreamResponse:
+    request[REQUEST_ID] = new_request_id()
+    try:
+        response = await handler(request)
+    except GatewayError as err:
+        return error_response(request, err)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        kind = _HTTP_KINDS.get(exc.status, "invalid_request" if exc.status < 500 else "api_error")
+        message = {
+            404: f"no such endpoint: {request.method} {request.path}",
+            405: f"method {request.method} is not allowed on {request.path}",
+            413: "request body too large",
+        }.get(exc.status, exc.reason)
+        return error_response(request, GatewayError(kind, message, status=exc.status))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(request, GatewayError("api_error", "internal gateway error (see the daemon's log)"))
+    if not response.prepared:
+        response.headers.setdefault("request-id", request[REQUEST_ID])
+        response.headers.setdefault("x-request-id", request[REQUEST_ID])
+    return response
+
+
+@web.middleware
+async def auth(request: web.Request, handler) -> web.StreamResponse:
+    """Once any client key exists, every /v1 request must present one."""
+    known = request.app[STATE].client_keys
+    if known and request.path.startswith("/v1/"):
+        presented = request.headers.get("x-api-key") or ""
+        bearer = request.headers.get("authorization", "")
+        if not presented and bearer[:7].lower() == "bearer ":
+            presented = bearer[7:].strip()
+        if not presented:
+            raise GatewayError("authentication", "missing API key: send `Authorization: Bearer <key>` or `x-api-key`")
+        name = client_keys.match(presented, known)
+        if name is None:
+            raise GatewayError("authentication", "invalid API key")
+    return await handler(request)

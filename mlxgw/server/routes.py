@@ -1,0 +1,68 @@
+"""The HTTP surface: chat in both protocols, token counting, the model list, health."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from aiohttp import web
+
+from mlxgw import __version__, routing
+from mlxgw.errors import GatewayError
+from mlxgw.protocols import anthropic as anthropic_wire
+from mlxgw.server.chat import chat, read_json
+from mlxgw.server.keys import DISPATCHER, STARTED, STATE
+from mlxgw.server.middleware import wire_for
+
+
+async def count_tokens(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    creq = anthropic_wire.parse_count_tokens_request(body, request.headers)
+    dispatcher = request.app[DISPATCHER]
+    route = dispatcher.route(creq.model)
+    attempt = route.chain[0]
+    backend = dispatcher.registry.get(attempt.backend)
+    if backend is None:
+        raise GatewayError("unavailable", f"backend {attempt.backend} is not configured")
+    return web.json_response({"input_tokens": await backend.count_tokens(creq, attempt.model)})
+
+
+async def models(request: web.Request) -> web.Response:
+    names = routing.listed_models(request.app[STATE].mappings)
+    created = int(time.time())
+    if wire_for(request) is anthropic_wire:
+        stamp = dt.datetime.fromtimestamp(created, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        data = [{"type": "model", "id": n, "display_name": n, "created_at": stamp} for n in names]
+        return web.json_response(
+            {"data": data, "has_more": False, "first_id": names[0] if names else None, "last_id": names[-1] if names else None}
+        )
+    return web.json_response(
+        {"object": "list", "data": [{"id": n, "object": "model", "created": created, "owned_by": "mlxgw"} for n in names]}
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    app = request.app
+    state = app[STATE]
+    backends = {}
+    for name in state.registry.names():
+        entry: dict = {"configured": True}
+        if name in state.registry.key_errors:
+            entry["error"] = state.registry.key_errors[name]
+        backends[name] = entry
+    return web.json_response(
+        {
+            "status": "ok",
+            "version": __version__,
+            "uptime_s": round(time.monotonic() - app[STARTED], 3),
+            "backends": backends,
+        }
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_post("/v1/messages", chat)
+    app.router.add_post("/v1/messages/count_tokens", count_tokens)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/health", health)

@@ -1,0 +1,66 @@
+"""What the daemon re-reads when the config or the store changes: settings, backends, mappings and
+client keys. A cheap poll (the config file's mtime and size, and the store's generation counter)
+notices changes, so `mlxgw map add` or a hand edit needs no restart."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from mlxgw.backends.registry import Registry
+from mlxgw.config import MappingSettings, Settings
+from mlxgw.errors import MlxgwError
+from mlxgw.store import client_keys
+from mlxgw.store.database import generation
+from mlxgw.store.mappings import load_mappings
+from mlxgw.workspace import Workspace
+
+log = logging.getLogger("mlxgw.reload")
+
+
+class LiveState:
+    def __init__(self, workspace: Workspace, registry: Registry) -> None:
+        self.workspace = workspace
+        self.registry = registry
+        self.mappings: list[MappingSettings] = []
+        self.client_keys: dict[str, str] = {}
+        self._seen: tuple = ()
+
+    @property
+    def settings(self) -> Settings:
+        return self.workspace.settings
+
+    def _fingerprint(self) -> tuple:
+        try:
+            st = os.stat(self.workspace.config_path)
+            file_part = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            file_part = (0, 0)
+        return file_part, generation()
+
+    def changed(self) -> bool:
+        return self._fingerprint() != self._seen
+
+    def load(self, *, resync: bool = False) -> None:
+        """Re-read everything. A config that fails to load keeps the last good settings."""
+        if resync:
+            try:
+                self.workspace.resync()
+            except MlxgwError as exc:
+                log.error("config not reloaded: %s", exc)
+        self.registry.refresh(self.workspace.settings)
+        self.mappings = load_mappings()
+        self.client_keys = client_keys.hashes()
+        self._seen = self._fingerprint()
+
+
+async def watch(state: LiveState, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            if state.changed():
+                state.load(resync=True)
+                log.info("configuration reloaded")
+        except Exception:
+            log.exception("reload failed")
