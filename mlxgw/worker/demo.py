@@ -164,10 +164,13 @@ def _build_weights(dest: Path, config: dict) -> None:
     model = llama.Model(llama.ModelArgs.from_dict(config))
     weights = dict(tree_flatten(model.parameters()))
     # At the default initialisation the model only repeats one token. Sharper matrices make it
-    # wander through the vocabulary, and damping the embeddings of the 256 byte tokens (and the
-    # special tokens before them) makes it prefer whole merged words to stray invalid bytes.
-    n_byte_rows = len(SPECIAL_TOKENS) + 256
-    rows = mx.concatenate([mx.full((n_byte_rows, 1), 0.3), mx.ones((VOCAB_SIZE - n_byte_rows, 1))])
+    # wander through the vocabulary; damping the embeddings of the special tokens and the 256 byte
+    # tokens (the first rows) makes it prefer whole merged words to stray invalid bytes, and
+    # damping the markers (the last rows) keeps most of its text out of <think> blocks.
+    n_low = len(SPECIAL_TOKENS) + 256
+    n_words = VOCAB_SIZE - n_low - len(MARKER_TOKENS)
+    damp = mx.full((n_low, 1), 0.3), mx.ones((n_words, 1)), mx.full((len(MARKER_TOKENS), 1), 0.3)
+    rows = mx.concatenate(damp)
     for name, value in weights.items():
         if value.ndim == 2:
             weights[name] = value * 3.0

@@ -1,0 +1,260 @@
+"""The local backend: models run by MLX in a supervised worker process.
+
+The daemon never imports MLX. It starts `python -m mlxgw.worker` on first use, sends it requests
+as frames over a pipe and turns the frames that come back into canonical events. A worker that
+dies fails the requests in flight with a retryable error and is started again, with backoff, by
+the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from mlxgw.canonical import ChatRequest, Event, Finish, Start
+from mlxgw.errors import UpstreamError
+from mlxgw.worker.chat import to_hf_messages, to_hf_tools
+from mlxgw.worker.client import GONE, WorkerProcess, worker_env
+from mlxgw.worker.protocol import event_from_wire
+
+# Restart delays after consecutive crashes: 0.25 s, 0.5 s, 1 s ... at most 8 s.
+BACKOFF_BASE_S = 0.25
+BACKOFF_MAX_S = 8.0
+
+
+@dataclass
+class LocalSettings:
+    max_loaded_models: int = 2
+    memory_limit_gb: float | None = None  # MLX's memory limit in the worker; None: MLX's default
+    idle_unload_s: float | None = 900.0  # None or 0: keep models loaded
+    prompt_cache_gb: float = 1.0  # KV caches kept for reuse, per loaded model
+    # The longest the worker may stay silent on a request, before its first event (a model
+    # load included) and between two events, before the request fails as a retryable timeout.
+    first_byte_timeout_s: float = 120.0
+    python: str = sys.executable
+    env: dict[str, str] = field(default_factory=dict)
+
+
+ModelMap = dict[str, str] | Callable[[], dict[str, str]]
+
+
+class LocalBackend:
+    """Local MLX models, by the names in `models` (name -> model directory or HF repo id).
+
+    Only those names load: any other model, a path included, fails with a retryable
+    `not_found` error so the dispatcher can go elsewhere.
+    """
+
+    name = "local"
+    kind = "local"
+
+    def __init__(self, *, models: ModelMap, settings: Any = None, **overrides: Any) -> None:
+        self._models = models
+        self.settings = _settings(settings, overrides)
+        self._worker: WorkerProcess | None = None
+        self._lock = asyncio.Lock()
+        self._crashes = 0  # consecutive, for the backoff; a finished request resets it
+        self._died_at = 0.0
+        self.restarts = 0
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._ensure_worker()
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._worker is not None:
+                await self._worker.close()
+                self._worker = None
+
+    # ---- the Backend protocol -------------------------------------------------------------
+
+    async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Event]:
+        frame = {
+            "op": "generate",
+            "name": model,
+            "path": self._path(model),
+            "messages": to_hf_messages(request),
+            "tools": to_hf_tools(request),
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "top_k": request.top_k,
+            "min_p": request.min_p,
+            "stop": request.stop,
+            "seed": request.seed,
+        }
+        worker = await self._ensure_worker()
+        rid, inbox = worker.open()
+        finished = False
+        try:
+            worker.send({**frame, "id": rid})
+            while not finished:
+                reply = await self._next(worker, inbox)
+                if "error" in reply:
+                    finished = True
+                    raise self._error(reply["error"])
+                for item in reply["ev"]:
+                    event = event_from_wire(item)
+                    if isinstance(event, Start):
+                        event.model = model
+                    elif isinstance(event, Finish):
+                        finished = True
+                        self._crashes = 0
+                    yield event
+        finally:
+            worker.discard(rid)
+            if not finished:
+                # The consumer left (client gone, task cancelled): the sequence leaves the batch.
+                worker.send({"op": "cancel", "id": rid})
+
+    async def count_tokens(self, request: ChatRequest, model: str) -> int:
+        result = await self._call(
+            {
+                "op": "count",
+                "name": model,
+                "path": self._path(model),
+                "messages": to_hf_messages(request),
+                "tools": to_hf_tools(request),
+            }
+        )
+        return result["tokens"]
+
+    # ---- management -----------------------------------------------------------------------
+
+    async def load(self, model: str) -> dict[str, Any]:
+        """Load `model` now (it stays loaded like any other); returns its status."""
+        return await self._call({"op": "load", "name": model, "path": self._path(model)})
+
+    async def unload(self, model: str) -> str:
+        """The model's new state: unloaded, not_loaded, or unloading (once its requests finish)."""
+        path = self._path(model)
+        if self._worker is None or not self._worker.alive:
+            return "not_loaded"
+        return (await self._call({"op": "unload", "name": model, "path": path}))["state"]
+
+    async def status(self) -> dict[str, Any]:
+        """The worker process, the loaded models and the batching figures. Starts nothing."""
+        worker = self._worker
+        running = worker is not None and worker.alive
+        info: dict[str, Any] = {
+            "running": running,
+            "pid": worker.pid if running else None,
+            "restarts": self.restarts,
+        }
+        if running:
+            info.update(await self._call({"op": "status"}, worker=worker))
+        return info
+
+    # ---- internals ------------------------------------------------------------------------
+
+    def _path(self, model: str) -> str:
+        models = self._models() if callable(self._models) else self._models
+        path = models.get(model)
+        if path is None:
+            raise UpstreamError(
+                "not_found",
+                f"no local model is named {model!r}",
+                backend=self.name,
+                retryable=True,
+                code="model_not_found",
+            )
+        return path
+
+    async def _ensure_worker(self) -> WorkerProcess:
+        async with self._lock:
+            worker = self._worker
+            if worker is not None and worker.alive:
+                return worker
+            if worker is not None:
+                await worker.close(timeout=1)
+                self._worker = None
+                self._crashes += 1
+                self._died_at = time.monotonic()
+                self.restarts += 1
+            if self._crashes:
+                delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (self._crashes - 1))
+                await asyncio.sleep(max(0.0, self._died_at + delay - time.monotonic()))
+            worker = await WorkerProcess.spawn(self._argv(), worker_env(self.settings.env))
+            try:
+                await asyncio.wait_for(asyncio.shield(worker.ready), self.settings.first_byte_timeout_s)
+            except (TimeoutError, ConnectionError) as e:
+                worker.kill()
+                await worker.close(timeout=1)
+                self._crashes += 1
+                self._died_at = time.monotonic()
+                tail = " | ".join(list(worker.stderr_tail)[-3:])
+                raise UpstreamError(
+                    "unavailable",
+                    f"the local worker did not start: {tail or e}",
+                    backend=self.name,
+                    retryable=True,
+                ) from e
+            self._worker = worker
+            return worker
+
+    def _argv(self) -> list[str]:
+        s = self.settings
+        argv = [s.python or sys.executable, "-m", "mlxgw.worker"]
+        argv += ["--max-loaded-models", str(s.max_loaded_models)]
+        argv += ["--idle-unload-s", str(s.idle_unload_s or 0)]
+        argv += ["--prompt-cache-gb", str(s.prompt_cache_gb)]
+        if s.memory_limit_gb:
+            argv += ["--memory-limit-gb", str(s.memory_limit_gb)]
+        return argv
+
+    async def _next(self, worker: WorkerProcess, inbox: asyncio.Queue) -> dict[str, Any]:
+        timeout = self.settings.first_byte_timeout_s
+        try:
+            reply = await asyncio.wait_for(inbox.get(), timeout)
+        except TimeoutError:
+            if time.monotonic() - worker.last_frame_at >= timeout:
+                # Silent on every request, not just this one: it is wedged. The next request
+                # starts a fresh one.
+                worker.kill()
+            raise UpstreamError(
+                "timeout",
+                f"the local worker sent nothing for {timeout:g} s",
+                backend=self.name,
+                retryable=True,
+            ) from None
+        if reply is GONE:
+            raise UpstreamError("unavailable", "local worker crashed", backend=self.name, retryable=True)
+        return reply
+
+    async def _call(self, frame: dict[str, Any], *, worker: WorkerProcess | None = None) -> dict[str, Any]:
+        worker = worker or await self._ensure_worker()
+        rid, inbox = worker.open()
+        try:
+            worker.send({**frame, "id": rid})
+            reply = await self._next(worker, inbox)
+        finally:
+            worker.discard(rid)
+        if "error" in reply:
+            raise self._error(reply["error"])
+        return reply["result"]
+
+    def _error(self, error: dict[str, Any]) -> UpstreamError:
+        return UpstreamError(
+            error["kind"],
+            error["message"],
+            backend=self.name,
+            retryable=error.get("retryable", False),
+            code=error.get("code"),
+        )
+
+
+def _settings(settings: Any, overrides: dict[str, Any]) -> LocalSettings:
+    """A `LocalSettings` from any object with (some of) its attributes, then the keyword overrides."""
+    base = LocalSettings()
+    if settings is not None:
+        given = {
+            f.name: getattr(settings, f.name) for f in fields(LocalSettings) if hasattr(settings, f.name)
+        }
+        base = replace(base, **given)
+    return replace(base, **overrides)

@@ -1,0 +1,99 @@
+"""`python -m mlxgw.worker`: the worker process.
+
+Frames come in on stdin and go out on stdout (see `protocol`); logs go to stderr. The main thread
+reads frames, the engine thread runs the models, a writer thread sends what the engine produced,
+in as few writes as it can. The worker exits when stdin closes, so it never outlives the daemon.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import queue
+import sys
+import threading
+from typing import Any, BinaryIO
+
+from mlxgw.worker.protocol import decode, encode, merge_frames
+
+
+class FrameWriter:
+    """Writes frames from any thread, batching whatever is ready into one write."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._queue: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="frame-writer", daemon=True)
+        self._thread.start()
+
+    def send(self, frame: dict[str, Any]) -> None:
+        self._queue.put(frame)
+
+    def _run(self) -> None:
+        while True:
+            frames = [self._queue.get()]
+            try:
+                while True:
+                    frames.append(self._queue.get_nowait())
+            except queue.Empty:
+                pass
+            try:
+                self._out.write(b"".join(encode(f) for f in merge_frames(frames)))
+                self._out.flush()
+            except (BrokenPipeError, ValueError):
+                os._exit(0)  # the daemon is gone
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m mlxgw.worker", description=__doc__)
+    parser.add_argument("--max-loaded-models", type=int, default=2)
+    parser.add_argument("--idle-unload-s", type=float, default=900.0, help="0 keeps models loaded")
+    parser.add_argument("--memory-limit-gb", type=float, default=None)
+    parser.add_argument("--prompt-cache-gb", type=float, default=1.0)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _arguments(argv)
+    # Frames own the real stdout; anything a library prints lands on stderr instead.
+    frames_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="mlxgw-worker %(levelname)s %(message)s"
+    )
+
+    # mlx is imported here, in the worker process only.
+    import mlx.core as mx
+
+    from mlxgw.worker.engine import Engine
+    from mlxgw.worker.pool import ModelPool
+
+    gb = 1024**3
+    if args.memory_limit_gb:
+        mx.set_memory_limit(int(args.memory_limit_gb * gb))
+    pool = ModelPool(
+        max_loaded=args.max_loaded_models,
+        idle_unload_s=args.idle_unload_s or None,
+        memory_limit_bytes=int(args.memory_limit_gb * gb) if args.memory_limit_gb else None,
+        prompt_cache_bytes=int(args.prompt_cache_gb * gb),
+    )
+    writer = FrameWriter(frames_out)
+    engine = Engine(pool, writer.send)
+    thread = threading.Thread(target=engine.run, name="mlx-engine", daemon=True)
+    thread.start()
+    writer.send({"id": None, "result": {"ready": True, "pid": os.getpid()}})
+
+    for line in sys.stdin.buffer:
+        frame = decode(line)
+        if frame.get("op") == "shutdown":
+            break
+        engine.submit(frame)
+    engine.stop()
+    thread.join(timeout=10)
+    # Skip interpreter teardown: destroying MLX's threads there aborts the process.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

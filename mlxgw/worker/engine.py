@@ -1,0 +1,369 @@
+"""The engine: the one thread of the worker that touches MLX.
+
+MLX streams belong to the thread that made them, so loading, prefill and decoding all happen
+here. Requests wait in a queue; each is admitted into its model's `BatchGenerator`, where it joins
+the sequences already decoding (continuous batching). Each step decodes one token for every
+sequence of every busy model and sends what became text.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import mlx.core as mx
+from mlx_lm.models.cache import can_trim_prompt_cache, trim_prompt_cache
+from mlx_lm.sample_utils import make_sampler
+
+from mlxgw.canonical import Event, Finish, Start, Usage
+from mlxgw.worker.output import SequenceOutput, initial_state
+from mlxgw.worker.pool import ModelPool, ModelUnavailable, Slot
+from mlxgw.worker.protocol import event_to_wire
+
+log = logging.getLogger("mlxgw.worker")
+
+# max_tokens when the request gives none and the model states no context length.
+FALLBACK_MAX_TOKENS = 4096
+IDLE_POLL_S = 1.0
+
+
+@dataclass
+class Job:
+    """A generation request, as it came in the frame."""
+
+    id: int
+    name: str
+    path: str
+    messages: list[dict]
+    tools: list[dict] = field(default_factory=list)
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    parse_tools: bool = True
+
+    @classmethod
+    def from_frame(cls, frame: dict[str, Any]) -> Job:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in frame.items() if k in names and v is not None})
+
+
+@dataclass
+class Sequence:
+    job: Job
+    slot: Slot
+    uid: int
+    output: SequenceOutput
+    generated: int = 0
+
+
+@dataclass
+class BatchStats:
+    requests: int = 0
+    cancelled: int = 0
+    steps: int = 0  # decode steps, each one token for every sequence in the batch
+    generated_tokens: int = 0
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    max_batch_size: int = 0  # the most sequences decoded together in one step
+
+
+class Engine:
+    def __init__(self, pool: ModelPool, send: Callable[[dict[str, Any]], None]) -> None:
+        self.pool = pool
+        self._send = send
+        self._inbox: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._pending: deque[Job] = deque()
+        self._running: dict[int, Sequence] = {}  # request id -> sequence
+        self._alone: Sequence | None = None  # a seeded sequence, which runs by itself
+        self.stats = BatchStats()
+
+    # ---- called from other threads ------------------------------------------------------
+
+    def submit(self, frame: dict[str, Any]) -> None:
+        self._inbox.put(frame)
+
+    def stop(self) -> None:
+        self._inbox.put(None)
+
+    # ---- the engine thread --------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        except BaseException:
+            # A broken engine must not leave a live process that answers nothing: exit, and the
+            # daemon fails the requests in flight and starts a new worker.
+            log.exception("the engine failed")
+            os._exit(70)
+
+    def _loop(self) -> None:
+        while True:
+            for frame in self._receive(block=not self._running):
+                if frame is None:
+                    return
+                self._handle(frame)
+            self._admit()
+            self._step()
+            self.pool.evict_idle(time.time())
+
+    def _receive(self, *, block: bool) -> list[dict[str, Any] | None]:
+        frames = []
+        try:
+            if block:
+                frames.append(self._inbox.get(timeout=IDLE_POLL_S))
+            while True:
+                frames.append(self._inbox.get_nowait())
+        except queue.Empty:
+            return frames
+
+    def _handle(self, frame: dict[str, Any]) -> None:
+        op, rid = frame.get("op"), frame.get("id")
+        try:
+            if op == "generate":
+                self._pending.append(Job.from_frame(frame))
+            elif op == "cancel":
+                self._cancel(rid)
+            elif op == "count":
+                self._count(frame)
+            elif op == "load":
+                slot = self.pool.load(frame["name"], frame["path"])
+                self._send({"id": rid, "result": slot.status()})
+            elif op == "unload":
+                self._send({"id": rid, "result": {"state": self.pool.unload(frame["path"])}})
+            elif op == "status":
+                self._send({"id": rid, "result": self._status()})
+            else:
+                self._error(rid, "invalid_request", f"unknown op {op!r}")
+        except ModelUnavailable as e:
+            self._unavailable(rid, e)
+
+    def _count(self, frame: dict[str, Any]) -> None:
+        tokenizer = self.pool.tokenizer(frame["path"])
+        try:
+            prompt = tokenizer.apply_chat_template(
+                frame["messages"], tools=frame.get("tools") or None, add_generation_prompt=True
+            )
+        except Exception as e:  # the template's own error, e.g. a role it does not know
+            self._error(frame["id"], "invalid_request", f"the chat template failed: {e}")
+            return
+        self._send({"id": frame["id"], "result": {"tokens": len(prompt)}})
+
+    # ---- admission ----------------------------------------------------------------------
+
+    def _admit(self) -> None:
+        while self._pending and self._alone is None:
+            job = self._pending[0]
+            if job.seed is not None and self._running:
+                break  # drain the batch: a seeded request runs alone to be reproducible
+            slot = self.pool.get(job.path)
+            if slot is None:
+                if not self.pool.has_room():
+                    break  # every loaded model is busy; wait for one to idle
+                try:
+                    slot = self.pool.load(job.name, job.path)
+                except ModelUnavailable as e:
+                    # Everyone waiting for this model shares the failed load.
+                    for waiting in [j for j in self._pending if j.path == job.path]:
+                        self._pending.remove(waiting)
+                        self._unavailable(waiting.id, e)
+                    continue
+            self._pending.popleft()
+            self._start(job, slot)
+
+    def _start(self, job: Job, slot: Slot) -> None:
+        tokenizer = slot.tokenizer
+        try:
+            prompt = tokenizer.apply_chat_template(
+                job.messages, tools=job.tools or None, add_generation_prompt=True
+            )
+        except Exception as e:  # the template's own error, e.g. roles out of order
+            self._error(job.id, "invalid_request", f"the chat template failed: {e}")
+            return
+        limit = slot.context_length
+        if limit is not None and len(prompt) >= limit:
+            self._error(
+                job.id,
+                "invalid_request",
+                f"the prompt is {len(prompt)} tokens; model {job.name!r} takes at most {limit}",
+                code="context_length_exceeded",
+            )
+            return
+        room = limit - len(prompt) if limit is not None else FALLBACK_MAX_TOKENS
+        max_tokens = max(1, min(job.max_tokens or room, room))
+
+        cache, rest = slot.prompt_cache.fetch_nearest_cache(slot.path, prompt)
+        if not rest:
+            # The whole prompt is cached, but generation needs one token to feed.
+            if can_trim_prompt_cache(cache):
+                trim_prompt_cache(cache, 1)
+                rest = prompt[-1:]
+            else:
+                cache, rest = None, prompt
+        cached = len(prompt) - len(rest)
+
+        if job.seed is not None:
+            mx.random.seed(job.seed)
+        (uid,) = slot.batch.insert(
+            [rest],
+            max_tokens=[max_tokens],
+            caches=[cache],
+            all_tokens=[prompt[:cached]],
+            samplers=[self._sampler(job, slot)],
+        )
+        output = SequenceOutput(
+            slot.rules,
+            tokenizer.detokenizer,
+            stops=job.stop,
+            tools=job.tools,
+            parse_tools=job.parse_tools and bool(job.tools),
+            state=initial_state(tokenizer, prompt),
+        )
+        seq = Sequence(job, slot, uid, output)
+        slot.active[uid] = seq
+        self._running[job.id] = seq
+        if job.seed is not None:
+            self._alone = seq
+        self.stats.requests += 1
+        self.stats.prompt_tokens += len(prompt)
+        self.stats.cached_prompt_tokens += cached
+        self._events(job.id, [Start(input_tokens=len(prompt), cache_read_tokens=cached)])
+
+    @staticmethod
+    def _sampler(job: Job, slot: Slot):
+        defaults = slot.sampling
+        temperature = job.temperature if job.temperature is not None else defaults["temperature"]
+        return make_sampler(
+            temperature,
+            top_p=job.top_p if job.top_p is not None else defaults.get("top_p", 0.0),
+            min_p=job.min_p if job.min_p is not None else defaults.get("min_p", 0.0),
+            top_k=job.top_k if job.top_k is not None else int(defaults.get("top_k", 0)),
+        )
+
+    # ---- decoding -----------------------------------------------------------------------
+
+    def _step(self) -> None:
+        for slot in list(self.pool.slots.values()):
+            if not slot.active:
+                continue
+            try:
+                _, responses = slot.batch.next()
+            except Exception as e:  # e.g. out of memory: this model's batch is lost
+                log.exception("decoding %s failed", slot.name)
+                self._fail_slot(slot, e)
+                continue
+            if responses:
+                self.stats.steps += 1
+                self.stats.generated_tokens += len(responses)
+                self.stats.max_batch_size = max(self.stats.max_batch_size, len(responses))
+            for response in responses:
+                self._token(slot, response)
+
+    def _token(self, slot: Slot, r) -> None:
+        seq = slot.active.get(r.uid)
+        if seq is None:
+            return
+        seq.generated += 1
+        output = seq.output
+        if r.finish_reason == "stop":  # an end-of-turn token
+            events = output.end()
+            reason = (
+                "stop_sequence" if output.stop_sequence else "tool_use" if output.tool_calls else "end_turn"
+            )
+            self._finish(seq, events, reason, r.all_tokens, r.prompt_cache)
+            return
+        events = output.add_token(r.token)
+        if output.stop_sequence is not None:
+            if r.finish_reason is None:
+                (cache, tokens) = slot.batch.remove([r.uid], return_prompt_caches=True)[r.uid]
+            else:
+                cache, tokens = r.prompt_cache, r.all_tokens
+            self._finish(seq, events, "stop_sequence", tokens, cache)
+        elif r.finish_reason == "length":
+            events += output.end()
+            reason = "stop_sequence" if output.stop_sequence else "max_tokens"
+            self._finish(seq, events, reason, r.all_tokens, r.prompt_cache)
+        elif events:
+            self._events(seq.job.id, events)
+
+    def _finish(self, seq: Sequence, events: list[Event], reason: str, tokens, cache) -> None:
+        stop = seq.output.stop_sequence if reason == "stop_sequence" else None
+        events += [Usage(output_tokens=seq.generated), Finish(reason, stop)]  # type: ignore[arg-type]
+        self._events(seq.job.id, events)
+        self._leave(seq, tokens, cache)
+
+    def _cancel(self, rid: int) -> None:
+        for job in self._pending:
+            if job.id == rid:
+                self._pending.remove(job)
+                return
+        seq = self._running.get(rid)
+        if seq is None:
+            return
+        caches = seq.slot.batch.remove([seq.uid], return_prompt_caches=seq.generated > 0)
+        cache, tokens = caches.get(seq.uid, (None, None))
+        self.stats.cancelled += 1
+        self._leave(seq, tokens, cache)
+
+    def _leave(self, seq: Sequence, tokens, cache) -> None:
+        slot = seq.slot
+        slot.active.pop(seq.uid, None)
+        self._running.pop(seq.job.id, None)
+        if self._alone is seq:
+            self._alone = None
+        if cache is not None and tokens:
+            slot.store_cache(tokens, cache)
+        slot.last_used = time.time()
+        self.pool.release(slot)
+
+    def _fail_slot(self, slot: Slot, error: Exception) -> None:
+        for seq in list(slot.active.values()):
+            self._error(seq.job.id, "api_error", f"generation failed: {error}", retryable=True)
+            self._leave(seq, None, None)
+        slot.reset_batch()
+
+    # ---- replies --------------------------------------------------------------------------
+
+    def _events(self, rid: int, events: list[Event]) -> None:
+        self._send({"id": rid, "ev": [event_to_wire(e) for e in events]})
+
+    def _error(
+        self,
+        rid: int | None,
+        kind: str,
+        message: str,
+        *,
+        code: str | None = None,
+        retryable: bool = False,
+    ) -> None:
+        self._send(
+            {"id": rid, "error": {"kind": kind, "message": message, "code": code, "retryable": retryable}}
+        )
+
+    def _unavailable(self, rid: int | None, error: ModelUnavailable) -> None:
+        self._error(rid, "unavailable", str(error), code="model_unavailable", retryable=True)
+
+    def _status(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "models": [slot.status() for slot in self.pool.slots.values()],
+            "pending": len(self._pending),
+            "active_sequences": len(self._running),
+            "loads": self.pool.loads,
+            "unloads": self.pool.unloads,
+            "batch": vars(self.stats).copy(),
+            "memory": {
+                "active_bytes": mx.get_active_memory(),
+                "peak_bytes": mx.get_peak_memory(),
+                "cache_bytes": mx.get_cache_memory(),
+            },
+        }

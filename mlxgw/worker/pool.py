@@ -1,0 +1,224 @@
+"""The loaded models: each with its tokenizer, its batch generator and its prompt cache.
+
+Least recently used models make room for new ones, idle ones are unloaded after a while, and a
+model with sequences in flight is never unloaded. Runs on the engine thread only.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+from mlx.utils import tree_flatten
+from mlx_lm import load
+from mlx_lm.generate import BatchGenerator
+from mlx_lm.models.cache import LRUPromptCache
+from mlx_lm.utils import load_tokenizer
+
+from mlxgw.worker.output import TextRules
+
+# Temperature when neither the request nor the model's generation_config.json sets one: the
+# default of the OpenAI and Anthropic APIs.
+DEFAULT_TEMPERATURE = 1.0
+PROMPT_CACHE_ENTRIES = 32
+
+
+class ModelUnavailable(Exception):
+    """The model's files are not here (a missing directory, an HF repo not in the local cache)
+    or do not load."""
+
+
+def resolve(path: str) -> Path:
+    """The local directory of a model given as a directory or an HF repo id, never downloading."""
+    local = Path(path).expanduser()
+    if local.is_dir():
+        return local
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(path, local_files_only=True))
+    except Exception as e:  # not a repo id, not cached, incomplete: all mean "not here"
+        raise ModelUnavailable(f"model {path!r} is neither a directory nor a cached Hugging Face repo") from e
+
+
+class Slot:
+    """One loaded model."""
+
+    def __init__(self, name: str, path: str, directory: Path, *, prompt_cache_bytes: int) -> None:
+        self.name = name
+        self.path = path
+        model, tokenizer, config = load(str(directory), return_config=True)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.rules = TextRules.for_tokenizer(tokenizer)
+        text_config = config.get("text_config", {})
+        self.context_length: int | None = config.get("max_position_embeddings") or text_config.get(
+            "max_position_embeddings"
+        )
+        self.sampling = _sampling_defaults(directory)
+        self.batch = self._new_batch()
+        self.prompt_cache_bytes = prompt_cache_bytes
+        self.prompt_cache = LRUPromptCache(max_size=PROMPT_CACHE_ENTRIES, max_bytes=prompt_cache_bytes)
+        self.nbytes = sum(v.nbytes for _, v in tree_flatten(model.parameters()))
+        self.active: dict[int, Any] = {}  # batch uid -> the engine's sequence
+        self.loaded_at = self.last_used = time.time()
+        self.unload_requested = False
+
+    def _new_batch(self) -> BatchGenerator:
+        return BatchGenerator(self.model, stop_tokens=[[t] for t in sorted(self.rules.end_ids)])
+
+    def reset_batch(self) -> None:
+        """A fresh, empty batch, after a failed step left the old one in an unknown state."""
+        self.batch.close()
+        self.batch = self._new_batch()
+
+    def store_cache(self, tokens: list[int], cache: list[Any]) -> None:
+        self.prompt_cache.insert_cache(self.path, list(tokens), cache)
+        # What the batch holds counts against the budget too.
+        self.prompt_cache.trim_to(n_bytes=self.prompt_cache_bytes - self.batch.prompt_cache_nbytes)
+
+    def close(self) -> None:
+        self.batch.close()
+        self.active.clear()
+        self.model = self.tokenizer = self.batch = self.prompt_cache = None
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": self.path,
+            "memory_bytes": self.nbytes,
+            "prompt_cache_bytes": self.prompt_cache.nbytes,
+            "prompt_cache_entries": len(self.prompt_cache),
+            "active_sequences": len(self.active),
+            "context_length": self.context_length,
+            "loaded_at": self.loaded_at,
+            "last_used": self.last_used,
+        }
+
+
+def _sampling_defaults(directory: Path) -> dict[str, float]:
+    """The model's own sampling defaults from generation_config.json, where it has them."""
+    defaults: dict[str, float] = {"temperature": DEFAULT_TEMPERATURE}
+    try:
+        config = json.loads((directory / "generation_config.json").read_text())
+    except (OSError, ValueError):
+        return defaults
+    if config.get("do_sample") is False:
+        return {"temperature": 0.0}
+    for key in ("temperature", "top_p", "top_k", "min_p"):
+        if isinstance(config.get(key), int | float):
+            defaults[key] = config[key]
+    return defaults
+
+
+class ModelPool:
+    def __init__(
+        self,
+        *,
+        max_loaded: int,
+        idle_unload_s: float | None,
+        memory_limit_bytes: int | None,
+        prompt_cache_bytes: int,
+    ) -> None:
+        self.max_loaded = max(1, max_loaded)
+        self.idle_unload_s = idle_unload_s
+        self.memory_limit_bytes = memory_limit_bytes
+        self.prompt_cache_bytes = prompt_cache_bytes
+        self.slots: OrderedDict[str, Slot] = OrderedDict()  # least recently used first
+        self._tokenizers: OrderedDict[str, Any] = OrderedDict()
+        self.loads = 0
+        self.unloads = 0
+
+    def get(self, path: str) -> Slot | None:
+        slot = self.slots.get(path)
+        if slot is not None:
+            self.slots.move_to_end(path)
+            slot.last_used = time.time()
+        return slot
+
+    def has_room(self) -> bool:
+        """Whether a model can be loaded now: a free place, or an idle model to evict."""
+        return len(self.slots) < self.max_loaded or any(not s.active for s in self.slots.values())
+
+    def load(self, name: str, path: str) -> Slot:
+        """Load `path` (already loaded: reuse it), evicting idle models to make room."""
+        slot = self.get(path)
+        if slot is not None:
+            return slot
+        directory = resolve(path)
+        while len(self.slots) >= self.max_loaded and self._evict_one():
+            pass
+        if self.memory_limit_bytes is not None:
+            need = sum(f.stat().st_size for f in directory.glob("*.safetensors"))
+            while self.slots and self.loaded_bytes() + need > self.memory_limit_bytes and self._evict_one():
+                pass
+        try:
+            slot = Slot(name, path, directory, prompt_cache_bytes=self.prompt_cache_bytes)
+        except Exception as e:
+            raise ModelUnavailable(f"model {name!r} did not load: {e}") from e
+        self.slots[path] = slot
+        self._tokenizers.pop(path, None)
+        self.loads += 1
+        return slot
+
+    def unload(self, path: str) -> str:
+        slot = self.slots.get(path)
+        if slot is None:
+            return "not_loaded"
+        if slot.active:
+            slot.unload_requested = True
+            return "unloading"
+        self._drop(path)
+        return "unloaded"
+
+    def release(self, slot: Slot) -> None:
+        """Called when a sequence leaves: carry out an unload that waited for the model to idle."""
+        if slot.unload_requested and not slot.active and self.slots.get(slot.path) is slot:
+            self._drop(slot.path)
+
+    def evict_idle(self, now: float) -> None:
+        if self.idle_unload_s is None:
+            return
+        for path, slot in list(self.slots.items()):
+            if not slot.active and now - slot.last_used > self.idle_unload_s:
+                self._drop(path)
+
+    def tokenizer(self, path: str):
+        """The tokenizer of `path`, without loading the weights when the model is not loaded."""
+        slot = self.slots.get(path)
+        if slot is not None:
+            return slot.tokenizer
+        tokenizer = self._tokenizers.get(path)
+        if tokenizer is None:
+            directory = resolve(path)
+            try:
+                tokenizer = load_tokenizer(directory)
+            except Exception as e:
+                raise ModelUnavailable(f"the tokenizer of {path!r} did not load: {e}") from e
+            self._tokenizers[path] = tokenizer
+            if len(self._tokenizers) > self.max_loaded:
+                self._tokenizers.popitem(last=False)
+        return tokenizer
+
+    def loaded_bytes(self) -> int:
+        return sum(s.nbytes for s in self.slots.values())
+
+    def _evict_one(self) -> bool:
+        for path, slot in self.slots.items():
+            if not slot.active:
+                self._drop(path)
+                return True
+        return False
+
+    def _drop(self, path: str) -> None:
+        self.slots.pop(path).close()
+        self.unloads += 1
+        # Dropping the references hands the weights to MLX's buffer cache; clear it to give the
+        # memory back to the system.
+        gc.collect()
+        mx.clear_cache()
