@@ -168,7 +168,11 @@ class ToolCallEnd:
 
 @dataclass
 class Usage:
-    """Cumulative token counts; any field left None is unknown and keeps its previous value."""
+    """Cumulative token counts; any field left None is unknown and keeps its previous value.
+
+    As in Anthropic's usage, `input_tokens` excludes the cache reads and writes counted apart
+    (OpenAI's `prompt_tokens` is their sum; mlxgw.protocols.openai converts both ways).
+    """
 
     input_tokens: int | None = None
     output_tokens: int | None = None

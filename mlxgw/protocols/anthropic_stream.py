@@ -262,6 +262,10 @@ class StreamRenderer:
             out += self._settle() + self._finish(event)
         return out
 
+    def ping(self) -> bytes:
+        """A keep-alive, e.g. during a long prefill; clients ignore it."""
+        return self._begin() + self._event({"type": "ping"})
+
     def error(self, err: GatewayError) -> bytes:
         self._failed = True
         body = {"type": "error", "error": error_object(err), "request_id": self.request_id}

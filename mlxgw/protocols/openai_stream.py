@@ -233,6 +233,10 @@ class StreamRenderer:
             out += self._chunk({}, FINISH_TO_OPENAI[event.reason])
         return out
 
+    def ping(self) -> bytes:
+        """A keep-alive, e.g. during a long prefill: an SSE comment, which clients skip."""
+        return b": ping\n\n"
+
     def error(self, err: GatewayError) -> bytes:
         self._failed = True
         return frame(dumps({"error": error_object(err)}))

@@ -36,24 +36,29 @@ def to_openai(body: dict) -> dict:
 
 
 def test_plain_openai_chat_to_anthropic():
-    built = to_anthropic({
-        "model": "gpt-4o",
-        "messages": [
-            {"role": "system", "content": "Be brief."},
-            {"role": "developer", "content": [{"type": "text", "text": "No emoji."}]},
-            {"role": "user", "content": "Hi"},
-            {"role": "user", "content": "Anyone there?"},
-        ],
-        "temperature": 0,
-        "stop": "END",
-        "seed": 7,
-    })
+    built = to_anthropic(
+        {
+            "model": "gpt-4o",
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "developer", "content": [{"type": "text", "text": "No emoji."}]},
+                {"role": "user", "content": "Hi"},
+                {"role": "user", "content": "Anyone there?"},
+            ],
+            "temperature": 0,
+            "stop": "END",
+            "seed": 7,
+        }
+    )
     assert built == {
         "model": "claude-up",
         "max_tokens": 4096,
         "system": [{"type": "text", "text": "Be brief."}, {"type": "text", "text": "No emoji."}],
         "messages": [
-            {"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": "Anyone there?"}]}
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": "Anyone there?"}],
+            }
         ],
         "temperature": 0,
         "stop_sequences": ["END"],
@@ -61,10 +66,14 @@ def test_plain_openai_chat_to_anthropic():
 
 
 def test_temperature_zero_survives_both_ways_and_is_clamped_for_anthropic():
-    req = oai.parse_request({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 0}, {})
+    req = oai.parse_request(
+        {"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 0}, {}
+    )
     assert req.temperature == 0
     assert oai.build_request(req, "m")["temperature"] == 0
-    hot = oai.parse_request({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 1.7}, {})
+    hot = oai.parse_request(
+        {"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 1.7}, {}
+    )
     assert anth.build_request(hot, "m")["temperature"] == 1.0
     assert oai.build_request(hot, "m")["temperature"] == 1.7
 
@@ -72,11 +81,19 @@ def test_temperature_zero_survives_both_ways_and_is_clamped_for_anthropic():
 def test_images_base64_and_url_both_ways():
     body = {
         "model": "m",
-        "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "Compare"},
-            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}", "detail": "high"}},
-            {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
-        ]}],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Compare"},
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": f"data:image/png;base64,{PNG}", "detail": "high"},
+                    },
+                    {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+                ],
+            }
+        ],
     }
     req = oai.parse_request(body, {})
     assert req.messages[0].content[1:] == [
@@ -115,7 +132,11 @@ def test_anthropic_system_blocks_keep_cache_control_and_system_messages_merge():
     assert [p.text for p in req.system] == ["You are Claude Code.", "Project rules.", "Late reminder."]
     assert [m.role for m in req.messages] == ["user", "assistant"]
     built = anth.build_request(req, "claude-up")
-    assert built["system"][0] == {"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}
+    assert built["system"][0] == {
+        "type": "text",
+        "text": "You are Claude Code.",
+        "cache_control": {"type": "ephemeral"},
+    }
     assert to_openai(body)["messages"][0] == {
         "role": "system",
         "content": "You are Claude Code.\n\nProject rules.\n\nLate reminder.",
@@ -131,8 +152,16 @@ OPENAI_TOOL_CONVERSATION = {
             "role": "assistant",
             "content": "Checking.",
             "tool_calls": [
-                {"id": "call_w", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Paris"}'}},
-                {"id": "call_t", "type": "function", "function": {"name": "time", "arguments": '{"tz":"CET"}'}},
+                {
+                    "id": "call_w",
+                    "type": "function",
+                    "function": {"name": "weather", "arguments": '{"city":"Paris"}'},
+                },
+                {
+                    "id": "call_t",
+                    "type": "function",
+                    "function": {"name": "time", "arguments": '{"tz":"CET"}'},
+                },
             ],
         },
         {"role": "tool", "tool_call_id": "call_w", "content": "18C"},
@@ -140,8 +169,14 @@ OPENAI_TOOL_CONVERSATION = {
         {"role": "user", "content": "Thanks, and?"},
     ],
     "tools": [
-        {"type": "function", "function": {"name": "weather", "description": "Weather now",
-                                          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}},
+        {
+            "type": "function",
+            "function": {
+                "name": "weather",
+                "description": "Weather now",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        },
         {"type": "function", "function": {"name": "time"}},
     ],
     "tool_choice": "required",
@@ -153,20 +188,37 @@ def test_openai_parallel_tool_calls_to_anthropic():
     built = to_anthropic(OPENAI_TOOL_CONVERSATION)
     assert built["messages"] == [
         {"role": "user", "content": [{"type": "text", "text": "Weather and time in Paris?"}]},
-        {"role": "assistant", "content": [
-            {"type": "text", "text": "Checking."},
-            {"type": "tool_use", "id": "call_w", "name": "weather", "input": {"city": "Paris"}},
-            {"type": "tool_use", "id": "call_t", "name": "time", "input": {"tz": "CET"}},
-        ]},
-        {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": "call_w", "content": [{"type": "text", "text": "18C"}]},
-            {"type": "tool_result", "tool_use_id": "call_t", "content": [{"type": "text", "text": "14:00"}]},
-            {"type": "text", "text": "Thanks, and?"},
-        ]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Checking."},
+                {"type": "tool_use", "id": "call_w", "name": "weather", "input": {"city": "Paris"}},
+                {"type": "tool_use", "id": "call_t", "name": "time", "input": {"tz": "CET"}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "call_w",
+                    "content": [{"type": "text", "text": "18C"}],
+                },
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "call_t",
+                    "content": [{"type": "text", "text": "14:00"}],
+                },
+                {"type": "text", "text": "Thanks, and?"},
+            ],
+        },
     ]
     assert built["tools"] == [
-        {"name": "weather", "description": "Weather now",
-         "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}},
+        {
+            "name": "weather",
+            "description": "Weather now",
+            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
         {"name": "time", "input_schema": {"type": "object", "properties": {}}},
     ]
     assert built["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
@@ -178,15 +230,29 @@ def test_parallel_tool_round_trip_anthropic_to_openai_and_back():
         "type": "tool_result",
         "tool_use_id": "call_t",
         "is_error": True,
-        "content": [{"type": "text", "text": "clock broken"}, {"type": "image", "source": {
-            "type": "base64", "media_type": "image/png", "data": PNG}}],
+        "content": [
+            {"type": "text", "text": "clock broken"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+        ],
     }
     openai_body = to_openai(anthropic_body)
     assert openai_body["messages"][1:] == [
-        {"role": "assistant", "content": "Checking.", "tool_calls": [
-            {"id": "call_w", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Paris"}'}},
-            {"id": "call_t", "type": "function", "function": {"name": "time", "arguments": '{"tz":"CET"}'}},
-        ]},
+        {
+            "role": "assistant",
+            "content": "Checking.",
+            "tool_calls": [
+                {
+                    "id": "call_w",
+                    "type": "function",
+                    "function": {"name": "weather", "arguments": '{"city":"Paris"}'},
+                },
+                {
+                    "id": "call_t",
+                    "type": "function",
+                    "function": {"name": "time", "arguments": '{"tz":"CET"}'},
+                },
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_w", "content": "18C"},
         {"role": "tool", "tool_call_id": "call_t", "content": "Error: clock broken\n[image omitted]"},
         {"role": "user", "content": "Thanks, and?"},
@@ -201,14 +267,23 @@ def test_parallel_tool_round_trip_anthropic_to_openai_and_back():
 
 
 def test_assistant_tool_calls_without_text_omit_content_for_openai():
-    body = {"model": "c", "max_tokens": 10, "messages": [
-        {"role": "user", "content": "go"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "run", "input": {}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}]},
-    ]}
+    body = {
+        "model": "c",
+        "max_tokens": 10,
+        "messages": [
+            {"role": "user", "content": "go"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "toolu_1", "name": "run", "input": {}}],
+            },
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}]},
+        ],
+    }
     messages = to_openai(body)["messages"]
-    assert messages[1] == {"role": "assistant", "tool_calls": [
-        {"id": "toolu_1", "type": "function", "function": {"name": "run", "arguments": "{}"}}]}
+    assert messages[1] == {
+        "role": "assistant",
+        "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "run", "arguments": "{}"}}],
+    }
     assert messages[2] == {"role": "tool", "tool_call_id": "toolu_1", "content": "ok"}
 
 
@@ -218,11 +293,14 @@ SIGNED_THINKING = {
     "thinking": {"type": "enabled", "budget_tokens": 8000},
     "messages": [
         {"role": "user", "content": "List files"},
-        {"role": "assistant", "content": [
-            {"type": "thinking", "thinking": "I should run ls.", "signature": "EqQBCkYIBRgCKkD+/sig=="},
-            {"type": "redacted_thinking", "data": "ENCRYPTED"},
-            {"type": "tool_use", "id": "toolu_1", "name": "bash", "input": {"cmd": "ls"}},
-        ]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "I should run ls.", "signature": "EqQBCkYIBRgCKkD+/sig=="},
+                {"type": "redacted_thinking", "data": "ENCRYPTED"},
+                {"type": "tool_use", "id": "toolu_1", "name": "bash", "input": {"cmd": "ls"}},
+            ],
+        },
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "a.txt"}]},
     ],
 }
@@ -240,8 +318,12 @@ def test_thinking_signature_is_relayed_untouched_to_anthropic():
 
 def test_thinking_is_never_sent_to_openai():
     built = to_openai(SIGNED_THINKING)
-    assert built["messages"][1] == {"role": "assistant", "tool_calls": [
-        {"id": "toolu_1", "type": "function", "function": {"name": "bash", "arguments": '{"cmd":"ls"}'}}]}
+    assert built["messages"][1] == {
+        "role": "assistant",
+        "tool_calls": [
+            {"id": "toolu_1", "type": "function", "function": {"name": "bash", "arguments": '{"cmd":"ls"}'}}
+        ],
+    }
     assert "reasoning_effort" not in built and "thinking" not in built
 
 
@@ -253,8 +335,14 @@ def test_unsigned_thinking_is_dropped_for_anthropic_and_thinking_then_left_off()
         "temperature": 0.2,
         "messages": [
             {"role": "user", "content": "go"},
-            {"role": "assistant", "reasoning_content": "hmm", "content": None,
-             "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {
+                "role": "assistant",
+                "reasoning_content": "hmm",
+                "content": None,
+                "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                ],
+            },
             {"role": "tool", "tool_call_id": "call_1", "content": "done"},
         ],
     }
@@ -269,13 +357,23 @@ def test_unsigned_thinking_is_dropped_for_anthropic_and_thinking_then_left_off()
 
 @pytest.mark.parametrize(
     ("effort", "max_tokens", "expected"),
-    [("high", 32000, {"type": "enabled", "budget_tokens": 16384}), ("high", 16384, None), ("medium", None, None),
-     ("low", None, {"type": "enabled", "budget_tokens": 1024}),
-     ("low", 2048, {"type": "enabled", "budget_tokens": 1024}), ("none", 32000, None)],
+    [
+        ("high", 32000, {"type": "enabled", "budget_tokens": 16384}),
+        ("high", 16384, None),
+        ("medium", None, None),
+        ("low", None, {"type": "enabled", "budget_tokens": 1024}),
+        ("low", 2048, {"type": "enabled", "budget_tokens": 1024}),
+        ("none", 32000, None),
+    ],
 )
 def test_reasoning_effort_becomes_a_budget_only_when_it_fits(effort, max_tokens, expected):
-    body = {"model": "g", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": effort,
-            "temperature": 0, "top_p": 0.5}
+    body = {
+        "model": "g",
+        "messages": [{"role": "user", "content": "x"}],
+        "reasoning_effort": effort,
+        "temperature": 0,
+        "top_p": 0.5,
+    }
     if max_tokens:
         body["max_tokens"] = max_tokens
     built = anth.build_request(oai.parse_request(body, {}), "c")
@@ -297,24 +395,44 @@ def test_reasoning_effort_becomes_a_budget_only_when_it_fits(effort, max_tokens,
 )
 def test_tool_choice_maps_both_ways(openai_choice, anthropic_choice):
     tools = [{"type": "function", "function": {"name": "weather"}}]
-    body = {"model": "g", "messages": [{"role": "user", "content": "x"}], "tools": tools, "tool_choice": openai_choice}
+    body = {
+        "model": "g",
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": tools,
+        "tool_choice": openai_choice,
+    }
     built = to_anthropic(body)
     assert built["tool_choice"] == anthropic_choice
     assert oai.build_request(anth.parse_request(built, {}), "g")["tool_choice"] == openai_choice
 
 
 def test_stop_sequences_both_ways():
-    req = anth.parse_request({"model": "c", "max_tokens": 5, "stop_sequences": ["###", "END"],
-                              "messages": [{"role": "user", "content": "x"}]}, {})
+    req = anth.parse_request(
+        {
+            "model": "c",
+            "max_tokens": 5,
+            "stop_sequences": ["###", "END"],
+            "messages": [{"role": "user", "content": "x"}],
+        },
+        {},
+    )
     assert oai.build_request(req, "g")["stop"] == ["###", "END"]
     back = oai.parse_request(oai.build_request(req, "g"), {})
     assert anth.build_request(back, "c")["stop_sequences"] == ["###", "END"]
 
 
 def test_openai_build_carries_sampling_streaming_and_user():
-    req = ChatRequest(model="x", messages=anth.parse_request(
-        {"model": "c", "max_tokens": 300, "messages": [{"role": "user", "content": "x"}]}, {}).messages,
-        max_tokens=300, top_p=0.9, seed=3, user="u1", stream=True)
+    req = ChatRequest(
+        model="x",
+        messages=anth.parse_request(
+            {"model": "c", "max_tokens": 300, "messages": [{"role": "user", "content": "x"}]}, {}
+        ).messages,
+        max_tokens=300,
+        top_p=0.9,
+        seed=3,
+        user="u1",
+        stream=True,
+    )
     assert oai.build_request(req, "gpt") == {
         "model": "gpt",
         "messages": [{"role": "user", "content": "x"}],
@@ -328,26 +446,50 @@ def test_openai_build_carries_sampling_streaming_and_user():
 
 
 def test_openai_request_fields():
-    req = oai.parse_request({
-        "model": "gpt-4o",
-        "messages": [{"role": "user", "content": "x"}],
-        "max_completion_tokens": 50,
-        "max_tokens": 9,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-        "user": "alice",
-        "stop": ["a", "b"],
-        "response_format": {"type": "json_object"},
-    }, {"Authorization": "Bearer sk-secret", "OpenAI-Organization": "org"})
-    assert (req.max_tokens, req.stream, req.include_usage, req.user, req.stop) == (50, True, True, "alice", ["a", "b"])
+    req = oai.parse_request(
+        {
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": "x"}],
+            "max_completion_tokens": 50,
+            "max_tokens": 9,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "user": "alice",
+            "stop": ["a", "b"],
+            "response_format": {"type": "json_object"},
+        },
+        {"Authorization": "Bearer sk-secret", "OpenAI-Organization": "org"},
+    )
+    assert (req.max_tokens, req.stream, req.include_usage, req.user, req.stop) == (
+        50,
+        True,
+        True,
+        "alice",
+        ["a", "b"],
+    )
     assert (req.protocol, req.client_headers) == ("openai", {})
     assert req.raw["response_format"] == {"type": "json_object"}
 
 
 CLAUDE_CODE_TOOLS = [
-    {"name": name, "description": f"The {name} tool", "input_schema": {
-        "type": "object", "properties": {"arg": {"type": "string"}}, "required": ["arg"]}}
-    for name in ["Task", "Bash", "Glob", "Grep", "LS", "Read", "Edit", "MultiEdit", "Write", "WebFetch", "TodoWrite"]
+    {
+        "name": name,
+        "description": f"The {name} tool",
+        "input_schema": {"type": "object", "properties": {"arg": {"type": "string"}}, "required": ["arg"]},
+    }
+    for name in [
+        "Task",
+        "Bash",
+        "Glob",
+        "Grep",
+        "LS",
+        "Read",
+        "Edit",
+        "MultiEdit",
+        "Write",
+        "WebFetch",
+        "TodoWrite",
+    ]
 ] + [{"name": "ExitPlanMode", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}}]
 
 
@@ -361,25 +503,54 @@ def test_claude_code_shaped_request_parses():
             {"type": "text", "text": "Environment: linux", "cache_control": {"type": "ephemeral"}},
         ],
         "messages": [
-            {"role": "user", "content": [
-                {"type": "text", "text": "<system-reminder>ctx</system-reminder>"},
-                {"type": "text", "text": "Fix the bug", "cache_control": {"type": "ephemeral"}},
-                {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBER"}},
-                {"type": "image", "source": {"type": "url", "url": "https://example.com/s.png"}},
-            ]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "<system-reminder>ctx</system-reminder>"},
+                    {"type": "text", "text": "Fix the bug", "cache_control": {"type": "ephemeral"}},
+                    {
+                        "type": "document",
+                        "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBER"},
+                    },
+                    {"type": "image", "source": {"type": "url", "url": "https://example.com/s.png"}},
+                ],
+            },
             {"role": "system", "content": [{"type": "text", "text": "mid-conversation note"}]},
-            {"role": "assistant", "content": [
-                {"type": "thinking", "thinking": "look", "signature": "sig"},
-                {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"q": "x"}},
-                {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []},
-                {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"arg": "a.py"}},
-            ]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": "toolu_1", "cache_control": {"type": "ephemeral"},
-                 "content": [{"type": "text", "text": "print(1)"},
-                             {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
-                             {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "doc"}}]},
-            ]},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "look", "signature": "sig"},
+                    {
+                        "type": "server_tool_use",
+                        "id": "srvtoolu_1",
+                        "name": "web_search",
+                        "input": {"q": "x"},
+                    },
+                    {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []},
+                    {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"arg": "a.py"}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "toolu_1",
+                        "cache_control": {"type": "ephemeral"},
+                        "content": [
+                            {"type": "text", "text": "print(1)"},
+                            {
+                                "type": "image",
+                                "source": {"type": "base64", "media_type": "image/png", "data": PNG},
+                            },
+                            {
+                                "type": "document",
+                                "source": {"type": "text", "media_type": "text/plain", "data": "doc"},
+                            },
+                        ],
+                    },
+                ],
+            },
         ],
         "tools": CLAUDE_CODE_TOOLS,
         "tool_choice": {"type": "auto"},
@@ -389,21 +560,31 @@ def test_claude_code_shaped_request_parses():
         "metadata": {"user_id": "user_abc_account_x_session_y"},
         "temperature": 1,
     }
-    headers = {"X-Api-Key": "sk-ant-secret", "Anthropic-Version": "2023-06-01",
-               "Anthropic-Beta": "claude-code-20250219,interleaved-thinking-2025-05-14", "Authorization": "Bearer x"}
+    headers = {
+        "X-Api-Key": "sk-ant-secret",
+        "Anthropic-Version": "2023-06-01",
+        "Anthropic-Beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
+        "Authorization": "Bearer x",
+    }
     req = anth.parse_request(body, headers)
     assert req.max_tokens == 128000 and req.stream
     assert len(req.tools) == 12 and req.tools[-1].description is None
     assert req.thinking_budget == 4096
     assert req.user == "user_abc_account_x_session_y"
     assert [p.text for p in req.system][-1] == "mid-conversation note"
-    assert req.client_headers == {"anthropic-version": "2023-06-01",
-                                  "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14"}
+    assert req.client_headers == {
+        "anthropic-version": "2023-06-01",
+        "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
+    }
     assert req.raw is body and req.protocol == "anthropic"
     assert [type(p).__name__ for p in req.messages[0].content] == ["TextPart", "TextPart", "ImagePart"]
     assert [type(p).__name__ for p in req.messages[1].content] == ["ThinkingPart", "ToolCallPart"]
     assert req.messages[1].content[1] == ToolCallPart("toolu_1", "Read", '{"arg":"a.py"}')
-    assert req.messages[2].content[0].content == [TextPart("print(1)"), ImagePart("image/png", PNG), TextPart("doc")]
+    assert req.messages[2].content[0].content == [
+        TextPart("print(1)"),
+        ImagePart("image/png", PNG),
+        TextPart("doc"),
+    ]
     built = anth.build_request(req, "claude-up")
     assert built["thinking"] == {"type": "enabled", "budget_tokens": 4096}
     assert built["max_tokens"] == 128000 and "context_management" not in built
@@ -412,20 +593,41 @@ def test_claude_code_shaped_request_parses():
 
 
 def test_adaptive_thinking_defaults_to_high_effort():
-    body = {"model": "c", "max_tokens": 64000, "thinking": {"type": "adaptive"}, "messages": [{"role": "user", "content": "x"}]}
+    body = {
+        "model": "c",
+        "max_tokens": 64000,
+        "thinking": {"type": "adaptive"},
+        "messages": [{"role": "user", "content": "x"}],
+    }
     assert anth.parse_request(body, {}).thinking_budget == 16384
     assert anth.parse_request({**body, "thinking": {"type": "disabled"}}, {}).thinking_budget is None
 
 
 def test_tool_ids_from_other_servers_are_made_acceptable_to_anthropic():
-    body = {"model": "g", "messages": [
-        {"role": "user", "content": "x"},
-        {"role": "assistant", "tool_calls": [{"id": "functions.run:0", "type": "function",
-                                              "function": {"name": "run", "arguments": "not json"}}]},
-        {"role": "tool", "tool_call_id": "functions.run:0", "content": "ok"},
-    ]}
+    body = {
+        "model": "g",
+        "messages": [
+            {"role": "user", "content": "x"},
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "functions.run:0",
+                        "type": "function",
+                        "function": {"name": "run", "arguments": "not json"},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "functions.run:0", "content": "ok"},
+        ],
+    }
     built = to_anthropic(body)
-    assert built["messages"][1]["content"][0] == {"type": "tool_use", "id": "functions_run_0", "name": "run", "input": {}}
+    assert built["messages"][1]["content"][0] == {
+        "type": "tool_use",
+        "id": "functions_run_0",
+        "name": "run",
+        "input": {},
+    }
     assert built["messages"][2]["content"][0]["tool_use_id"] == "functions_run_0"
 
 
@@ -444,8 +646,10 @@ ANTHROPIC_BASE = {"model": "c", "max_tokens": 10, "messages": [{"role": "user", 
         ({**OPENAI_BASE, "messages": ["hi"]}, "messages[0]"),
         ({**OPENAI_BASE, "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
         ({**OPENAI_BASE, "messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
-        ({**OPENAI_BASE, "messages": [{"role": "user", "content": [{"type": "input_audio"}]}]},
-         "messages[0].content[0].type"),
+        (
+            {**OPENAI_BASE, "messages": [{"role": "user", "content": [{"type": "input_audio"}]}]},
+            "messages[0].content[0].type",
+        ),
         ({**OPENAI_BASE, "messages": [{"role": "tool", "content": "x"}]}, "messages[0].tool_call_id"),
         ({**OPENAI_BASE, "max_tokens": 0}, "max_tokens"),
         ({**OPENAI_BASE, "max_tokens": "5"}, "max_tokens"),
@@ -477,9 +681,14 @@ def test_malformed_openai_requests_are_invalid_request(body, param):
         ({**ANTHROPIC_BASE, "messages": "hello"}, "messages"),
         ({**ANTHROPIC_BASE, "messages": [{"role": "user", "content": 3}]}, "messages.0.content"),
         ({**ANTHROPIC_BASE, "messages": [{"role": "user"}]}, "messages.0.content"),
-        ({**ANTHROPIC_BASE, "messages": [{"role": "user", "content": [{"text": "no type"}]}]}, "messages.0.content.0"),
-        ({**ANTHROPIC_BASE, "messages": [{"role": "user", "content": [{"type": "text", "text": 1}]}]},
-         "messages.0.content.0.text"),
+        (
+            {**ANTHROPIC_BASE, "messages": [{"role": "user", "content": [{"text": "no type"}]}]},
+            "messages.0.content.0",
+        ),
+        (
+            {**ANTHROPIC_BASE, "messages": [{"role": "user", "content": [{"type": "text", "text": 1}]}]},
+            "messages.0.content.0.text",
+        ),
         ({**ANTHROPIC_BASE, "temperature": 1.5}, "temperature"),
         ({**ANTHROPIC_BASE, "system": 5}, "system"),
         ({**ANTHROPIC_BASE, "tools": [{"description": "nameless"}]}, "tools.0.name"),
@@ -497,13 +706,20 @@ def test_anthropic_parse_tolerates_what_real_clients_send():
     body = {
         **ANTHROPIC_BASE,
         "some_future_field": {"x": 1},
-        "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3},
-                  {"name": "plain", "input_schema": {"type": "object"}}],
-        "messages": [{"role": "user", "content": [
-            {"type": "search_result", "source": "s", "title": "t", "content": []},
-            {"type": "container_upload", "file_id": "f"},
-            {"type": "text", "text": "hi", "citations": None},
-        ]}],
+        "tools": [
+            {"type": "web_search_20250305", "name": "web_search", "max_uses": 3},
+            {"name": "plain", "input_schema": {"type": "object"}},
+        ],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "search_result", "source": "s", "title": "t", "content": []},
+                    {"type": "container_upload", "file_id": "f"},
+                    {"type": "text", "text": "hi", "citations": None},
+                ],
+            }
+        ],
     }
     req = anth.parse_request(body, {})
     assert [t.name for t in req.tools] == ["plain"]

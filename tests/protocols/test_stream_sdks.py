@@ -58,8 +58,15 @@ OPENAI_PARALLEL = (
     + chunk(call(0, arguments='"Paris"}'))
     + chunk(call(1, arguments='ET"}'))
     + chunk(finish="tool_calls")
-    + chunk(choices=False, usage={"prompt_tokens": 40, "completion_tokens": 25, "total_tokens": 65,
-                                  "prompt_tokens_details": {"cached_tokens": 30}})
+    + chunk(
+        choices=False,
+        usage={
+            "prompt_tokens": 40,
+            "completion_tokens": 25,
+            "total_tokens": 65,
+            "prompt_tokens_details": {"cached_tokens": 30},
+        },
+    )
     + frame("[DONE]")
 )
 
@@ -74,7 +81,9 @@ def parse_stream(parser, payload: bytes) -> list:
 
 def frames(payload: bytes) -> list[tuple[str | None, dict]]:
     decoder = SSEDecoder()
-    return [(e.event, json.loads(e.data)) for e in decoder.feed(payload) + decoder.flush() if e.data != "[DONE]"]
+    return [
+        (e.event, json.loads(e.data)) for e in decoder.feed(payload) + decoder.flush() if e.data != "[DONE]"
+    ]
 
 
 def test_interleaved_openai_tool_calls_become_consecutive_anthropic_blocks(anthropic_sdk):
@@ -112,9 +121,15 @@ def test_interleaved_openai_tool_calls_become_consecutive_anthropic_blocks(anthr
     assert [block.type for block in message.content] == ["text", "tool_use", "tool_use"]
     assert message.content[0].text == "Checking both."
     assert (message.content[1].id, message.content[1].name, message.content[1].input) == (
-        "call_w", "weather", {"city": "Paris"})
+        "call_w",
+        "weather",
+        {"city": "Paris"},
+    )
     assert (message.content[2].id, message.content[2].name, message.content[2].input) == (
-        "call_t", "time", {"tz": "CET"})
+        "call_t",
+        "time",
+        {"tz": "CET"},
+    )
     assert message.stop_reason == "tool_use"
     assert message.usage.output_tokens == 25
     assert message.usage.cache_read_input_tokens == 30
@@ -133,7 +148,11 @@ def test_a_later_tool_call_goes_live_once_the_first_ends(anthropic_sdk):
         Finish("tool_use"),
     ]
     body = render_all(anth.StreamRenderer("m", "req_2"), events)
-    deltas = [(d["index"], d["delta"]["partial_json"]) for _, d in frames(body) if d["type"] == "content_block_delta"]
+    deltas = [
+        (d["index"], d["delta"]["partial_json"])
+        for _, d in frames(body)
+        if d["type"] == "content_block_delta"
+    ]
     assert deltas == [(0, "{}"), (1, '{"x":'), (1, " 1}")]
     with anthropic_sdk(body).messages.stream(**ASK) as stream:
         message = stream.get_final_message()
@@ -150,7 +169,9 @@ def test_tool_call_without_arguments_is_an_empty_object_for_both_sdks(anthropic_
     assert block.input == {} and block.id.startswith("toolu_")
 
     body = render_all(oai.StreamRenderer("m", "req_3"), events)
-    with openai_sdk(body).chat.completions.stream(model="m", messages=[{"role": "user", "content": "x"}]) as s:
+    with openai_sdk(body).chat.completions.stream(
+        model="m", messages=[{"role": "user", "content": "x"}]
+    ) as s:
         tool_call = s.get_final_completion().choices[0].message.tool_calls[0]
     assert json.loads(tool_call.function.arguments) == {}
     assert tool_call.id.startswith("call_")
@@ -159,29 +180,75 @@ def test_tool_call_without_arguments_is_an_empty_object_for_both_sdks(anthropic_
 ANTHROPIC_THINKING = b"".join(
     frame(json.dumps(data), data["type"])
     for data in [
-        {"type": "message_start", "message": {"id": "msg_up", "type": "message", "role": "assistant",
-                                              "model": "claude-up", "content": [], "stop_reason": None,
-                                              "usage": {"input_tokens": 21, "output_tokens": 1,
-                                                        "cache_creation_input_tokens": 7}}},
+        {
+            "type": "message_start",
+            "message": {
+                "id": "msg_up",
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-up",
+                "content": [],
+                "stop_reason": None,
+                "usage": {"input_tokens": 21, "output_tokens": 1, "cache_creation_input_tokens": 7},
+            },
+        },
         {"type": "ping"},
-        {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}},
-        {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "Let me "}},
-        {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "think."}},
-        {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "SIG/+=="}},
+        {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "thinking_delta", "thinking": "Let me "},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "thinking_delta", "thinking": "think."},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "signature_delta", "signature": "SIG/+=="},
+        },
         {"type": "content_block_stop", "index": 0},
-        {"type": "content_block_start", "index": 1, "content_block": {"type": "redacted_thinking", "data": "ENC"}},
+        {
+            "type": "content_block_start",
+            "index": 1,
+            "content_block": {"type": "redacted_thinking", "data": "ENC"},
+        },
         {"type": "content_block_stop", "index": 1},
         {"type": "content_block_start", "index": 2, "content_block": {"type": "text", "text": ""}},
         {"type": "content_block_delta", "index": 2, "delta": {"type": "text_delta", "text": "Done"}},
         {"type": "content_block_stop", "index": 2},
-        {"type": "content_block_start", "index": 3,
-         "content_block": {"type": "tool_use", "id": "toolu_x", "name": "run", "input": {}}},
-        {"type": "content_block_delta", "index": 3, "delta": {"type": "input_json_delta", "partial_json": ""}},
-        {"type": "content_block_delta", "index": 3, "delta": {"type": "input_json_delta", "partial_json": '{"cmd"'}},
-        {"type": "content_block_delta", "index": 3, "delta": {"type": "input_json_delta", "partial_json": ': "ls"}'}},
+        {
+            "type": "content_block_start",
+            "index": 3,
+            "content_block": {"type": "tool_use", "id": "toolu_x", "name": "run", "input": {}},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 3,
+            "delta": {"type": "input_json_delta", "partial_json": ""},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 3,
+            "delta": {"type": "input_json_delta", "partial_json": '{"cmd"'},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 3,
+            "delta": {"type": "input_json_delta", "partial_json": ': "ls"}'},
+        },
         {"type": "content_block_stop", "index": 3},
-        {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-         "usage": {"output_tokens": 50}},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+            "usage": {"output_tokens": 50},
+        },
         {"type": "message_stop"},
     ]
 )
@@ -228,8 +295,15 @@ def test_thinking_signature_survives_the_relay_untouched(anthropic_sdk):
 
 
 def test_two_signed_thinking_blocks_stay_two_blocks(anthropic_sdk):
-    events = [Start(None, "m", 1), ThinkingDelta("a"), ThinkingSignature("S1"), ThinkingDelta("b"),
-              ThinkingSignature("S2"), TextDelta("t"), Finish("end_turn")]
+    events = [
+        Start(None, "m", 1),
+        ThinkingDelta("a"),
+        ThinkingSignature("S1"),
+        ThinkingDelta("b"),
+        ThinkingSignature("S2"),
+        TextDelta("t"),
+        Finish("end_turn"),
+    ]
     body = render_all(anth.StreamRenderer("m", "req_5"), events)
     with anthropic_sdk(body).messages.stream(**ASK) as stream:
         content = stream.get_final_message().content
@@ -248,7 +322,9 @@ def test_anthropic_upstream_to_openai_client(openai_sdk):
     reasoning = "".join(c["choices"][0]["delta"].get("reasoning_content", "") for c in chunks if c["choices"])
     assert reasoning == "Let me think."
 
-    with openai_sdk(body).chat.completions.stream(model="m", messages=[{"role": "user", "content": "x"}]) as s:
+    with openai_sdk(body).chat.completions.stream(
+        model="m", messages=[{"role": "user", "content": "x"}]
+    ) as s:
         completion = s.get_final_completion()
     choice = completion.choices[0]
     assert choice.message.content == "Done"
@@ -262,7 +338,9 @@ def test_anthropic_upstream_to_openai_client(openai_sdk):
 def test_openai_parser_holds_finish_until_usage_arrives():
     parser = oai.StreamParser()
     assert parser.feed(None, chunk({"role": "assistant"}).decode()[6:-2]) == [Start("chatcmpl-up", "gpt-up")]
-    assert parser.feed(None, json.dumps({"choices": [{"delta": {"reasoning": "hm"}}]})) == [ThinkingDelta("hm")]
+    assert parser.feed(None, json.dumps({"choices": [{"delta": {"reasoning": "hm"}}]})) == [
+        ThinkingDelta("hm")
+    ]
     assert parser.feed(None, json.dumps({"choices": [{"delta": {}, "finish_reason": "length"}]})) == []
     assert not parser.finished
     usage = {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 4}}
@@ -302,7 +380,11 @@ def test_anthropic_parser_overloaded_error_event_is_retryable():
     data = json.dumps({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
     with pytest.raises(UpstreamError) as caught:
         parser.feed("error", data)
-    assert (caught.value.kind, caught.value.retryable, caught.value.message) == ("overloaded", True, "Overloaded")
+    assert (caught.value.kind, caught.value.retryable, caught.value.message) == (
+        "overloaded",
+        True,
+        "Overloaded",
+    )
 
 
 @pytest.mark.parametrize("parser", [oai.StreamParser(), anth.StreamParser()])
@@ -317,7 +399,10 @@ def test_anthropic_error_mid_stream_reaches_the_sdk(anthropic_sdk):
     body = renderer.render(Start(None, "m", 3)) + renderer.render(TextDelta("par"))
     body += renderer.error(GatewayError("overloaded", "upstream overloaded")) + renderer.close()
     assert body.endswith(b"\n\n") and b"event: error\n" in body
-    with pytest.raises(anthropic.APIStatusError) as caught, anthropic_sdk(body).messages.stream(**ASK) as stream:
+    with (
+        pytest.raises(anthropic.APIStatusError) as caught,
+        anthropic_sdk(body).messages.stream(**ASK) as stream,
+    ):
         stream.get_final_message()
     assert caught.value.body["error"] == {"type": "overloaded_error", "message": "upstream overloaded"}
 
@@ -327,7 +412,9 @@ def test_openai_error_mid_stream_reaches_the_sdk(openai_sdk):
     body = renderer.render(Start(None, "m", 3)) + renderer.render(TextDelta("par"))
     body += renderer.error(GatewayError("timeout", "upstream timed out")) + renderer.close()
     assert b"[DONE]" not in body
-    stream = openai_sdk(body).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True)
+    stream = openai_sdk(body).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "x"}], stream=True
+    )
     with pytest.raises(openai.APIError, match="upstream timed out"):
         list(stream)
 
@@ -340,13 +427,21 @@ def test_closing_an_unfinished_stream_reports_an_error_instead_of_faking_an_end(
 
 
 def test_openai_stream_with_stop_and_no_usage_option(openai_sdk):
-    events = [Start(None, None, 2), TextDelta("Hel"), TextDelta("lo"), Usage(output_tokens=2), Finish("stop_sequence", "##")]
+    events = [
+        Start(None, None, 2),
+        TextDelta("Hel"),
+        TextDelta("lo"),
+        Usage(output_tokens=2),
+        Finish("stop_sequence", "##"),
+    ]
     body = render_all(oai.StreamRenderer("gpt-gw", "req_abc"), events)
     chunks = [d for _, d in frames(body)]
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert all("usage" not in c for c in chunks)
     assert chunks[0]["id"] == "chatcmpl-abc"
-    stream = openai_sdk(body).chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True)
+    stream = openai_sdk(body).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "x"}], stream=True
+    )
     assert "".join(c.choices[0].delta.content or "" for c in stream) == "Hello"
 
 
@@ -355,10 +450,30 @@ def test_anthropic_stop_sequence_is_relayed(anthropic_sdk):
     body = render_all(anth.StreamRenderer("m", "req_9"), events)
     with anthropic_sdk(body).messages.stream(**ASK) as stream:
         message = stream.get_final_message()
-    assert (message.stop_reason, message.stop_sequence, message.content[0].text) == ("stop_sequence", "##", "ab")
+    assert (message.stop_reason, message.stop_sequence, message.content[0].text) == (
+        "stop_sequence",
+        "##",
+        "ab",
+    )
 
 
 def test_parsed_stream_and_non_streaming_answer_collect_the_same():
     streamed = collect(parse_stream(anth.StreamParser(), ANTHROPIC_THINKING))
     assert streamed.content[0].signature == "SIG/+=="
     assert streamed.usage == Usage(21, 50, None, 7)
+
+
+def test_keep_alive_pings_are_ignored_by_both_sdks(anthropic_sdk, openai_sdk):
+    renderer = anth.StreamRenderer("m", "req_p")
+    body = renderer.render(Start(None, "m", 4)) + renderer.ping() + renderer.ping()
+    body += b"".join(renderer.render(e) for e in [TextDelta("ok"), Finish("end_turn")]) + renderer.close()
+    with anthropic_sdk(body).messages.stream(**ASK) as stream:
+        assert stream.get_final_message().content[0].text == "ok"
+
+    renderer = oai.StreamRenderer("m", "req_p")
+    body = renderer.ping() + renderer.render(Start(None, "m", 4)) + renderer.ping()
+    body += b"".join(renderer.render(e) for e in [TextDelta("ok"), Finish("end_turn")]) + renderer.close()
+    stream = openai_sdk(body).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream) == "ok"
