@@ -205,6 +205,7 @@ class StreamRenderer:
     Text and thinking blocks open on their first delta and close when another block starts. A tool
     call streams live when nothing else is open; a call that starts while another is live (OpenAI
     interleaves parallel calls) is buffered and sent whole, as the next block, once the live one ends.
+    `include_usage` only mirrors OpenAI's signature: Anthropic streams always carry usage.
     """
 
     def __init__(self, model: str, request_id: str, include_usage: bool = False) -> None:
