@@ -1,27 +1,47 @@
-"""From a canonical request to an answer: resolve the model, walk the chain of attempts, and hand
-the caller a stream that has already started (so a failure before the first byte can fail over)."""
+"""From a canonical request to an answer that has started.
+
+The requested model picks a mapping and its chain of (backend, model) attempts. Each attempt is
+tried up to `max_tries` times with exponential backoff (full jitter, honouring Retry-After), behind
+the backend's circuit breaker. An attempt has succeeded once its first meaningful item arrived
+(for a stream) or its whole answer did; only then is anything sent to the client, so every failure
+before that point can still move on to the next attempt. The whole request, retries, fallbacks and
+streaming included, never outlives `request_deadline_s`.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import backoff
 
 from mlxgw import routing
 from mlxgw.backends.base import Item, is_meaningful
 from mlxgw.backends.registry import Registry
+from mlxgw.breaker import Breaker, Breakers, Permit
 from mlxgw.canonical import ChatRequest
-from mlxgw.config import MappingSettings
+from mlxgw.config import LOCAL, MappingSettings, Policy, Settings
 from mlxgw.errors import GatewayError, UpstreamError
 
 log = logging.getLogger("mlxgw.dispatch")
+
+RETRY_AFTER_CAP_S = 10.0  # a backend asking us to wait longer than this is skipped instead
+BACKOFF_FACTOR_S = 0.25
+BACKOFF_CAP_S = 4.0
+CONTEXT_LENGTH = "context_length_exceeded"
 
 
 @dataclass
 class AttemptRecord:
     backend: str
     model: str
-    error: str | None = None  # why it failed: an error kind, or None for the one that served
+    tries: int = 0
+    error: str | None = None  # why it failed, or None for the one that served
+
+    def as_json(self) -> dict:
+        return {"backend": self.backend, "model": self.model, "tries": self.tries, "error": self.error}
 
 
 @dataclass
@@ -32,69 +52,189 @@ class Opened:
     model: str
     head: list[Item]
     tail: AsyncIterator[Item]
-    attempts: list[AttemptRecord] = field(default_factory=list)
 
     async def aclose(self) -> None:
         await self.tail.aclose()
 
 
-async def _empty() -> AsyncIterator[Item]:
-    return
-    yield
+def _waits():
+    """Backoff waits: the upstream's Retry-After when it gave one, else full-jitter exponential."""
+    error: UpstreamError = yield
+    n = 0
+    while True:
+        if error.retry_after is not None:
+            wait = error.retry_after
+        else:
+            wait = backoff.full_jitter(min(BACKOFF_CAP_S, BACKOFF_FACTOR_S * 2**n))
+        n += 1
+        error = yield wait
+
+
+def _give_up(error: UpstreamError) -> bool:
+    return (
+        not error.retryable
+        or error.code == "circuit_open"
+        or (error.retry_after is not None and error.retry_after > RETRY_AFTER_CAP_S)
+    )
 
 
 class Dispatcher:
-    def __init__(self, registry: Registry, mappings: Callable[[], list[MappingSettings]]) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        mappings: Callable[[], list[MappingSettings]],
+        settings: Callable[[], Settings],
+    ) -> None:
         self.registry = registry
         self.mappings = mappings
+        self.settings = settings
+        self.breakers = Breakers()
 
     def route(self, model: str) -> routing.Route:
-        route = routing.resolve(model, self.mappings())
+        mappings = self.mappings()
+        route = routing.resolve(model, mappings)
         if route is None:
-            known = routing.listed_models(self.mappings())
+            known = routing.listed_models(mappings)
             hint = f"; available: {', '.join(known)}" if known else "; no models are mapped yet (see `mlxgw map add`)"
             raise GatewayError("not_found", f"model {model!r} is not mapped{hint}", param="model", code="model_not_found")
         return route
 
-    async def open(self, request: ChatRequest) -> Opened:
+    def breaker(self, backend: str, model: str) -> Breaker:
+        policy = self.settings().policy_for(backend)
+        key = f"{LOCAL}:{model}" if backend == LOCAL else backend
+        return self.breakers.get(key, policy.breaker_failures, policy.breaker_cooldown_s)
+
+    async def open(self, request: ChatRequest, trace: list[AttemptRecord]) -> Opened:
+        """Walk the chain until an attempt starts answering. `trace` receives one record per attempt."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings().server.request_deadline_s
         route = self.route(request.model)
-        attempts: list[AttemptRecord] = []
         last: UpstreamError | None = None
-        for attempt in route.chain:
-            record = AttemptRecord(attempt.backend, attempt.model)
-            attempts.append(record)
-            backend = self.registry.get(attempt.backend)
-            if backend is None:
-                record.error = "unavailable"
-                last = UpstreamError("unavailable", f"backend {attempt.backend} is not configured", backend=attempt.backend, retryable=True)
-                continue
-            stream = backend.stream(request, attempt.model).__aiter__()
-            try:
-                head = await _until_meaningful(stream, request.stream)
-            except UpstreamError as exc:
-                await stream.aclose()
-                record.error = exc.code or exc.kind
-                last = exc
-                if not exc.retryable:
-                    raise _client_facing(exc) from None
-                log.info("attempt %s:%s failed (%s), trying the next", attempt.backend, attempt.model, exc.message)
-                continue
-            except BaseException:
-                await stream.aclose()
-                raise
-            return Opened(attempt.backend, attempt.model, head, stream if request.stream else _empty(), attempts)
+        try:
+            async with asyncio.timeout_at(deadline):
+                for attempt in route.chain:
+                    record = AttemptRecord(attempt.backend, attempt.model)
+                    trace.append(record)
+                    try:
+                        return await self._attempt(request, record, deadline)
+                    except UpstreamError as exc:
+                        record.error = exc.code or exc.kind
+                        last = exc
+                        moves_on = exc.retryable or (
+                            exc.code == CONTEXT_LENGTH and "context_length" in route.mapping.fallback_on
+                        )
+                        if not moves_on:
+                            raise _client_facing(exc) from None
+                        log.info("%s:%s failed (%s); moving on", attempt.backend, attempt.model, exc.message)
+        except TimeoutError:
+            if trace and trace[-1].error is None:
+                trace[-1].error = "deadline"
+            raise UpstreamError(
+                "timeout", f"no backend answered within the request deadline ({self.settings().server.request_deadline_s:g} s)"
+            ) from None
         assert last is not None
-        raise _exhausted(last, attempts)
+        if len(trace) == 1:
+            raise _client_facing(last)
+        tried = ", ".join(f"{a.backend}:{a.model} ({a.error})" for a in trace)
+        raise UpstreamError("bad_gateway", f"every backend failed: {tried}; last error: {last.message}", backend=last.backend)
+
+    async def _attempt(self, request: ChatRequest, record: AttemptRecord, deadline: float) -> Opened:
+        backend = self.registry.get(record.backend)
+        if backend is None:
+            raise UpstreamError("unavailable", f"backend {record.backend} is not configured", backend=record.backend, retryable=True)
+        policy = self.settings().policy_for(record.backend)
+        breaker = self.breaker(record.backend, record.model)
+
+        async def one_try() -> Opened:
+            record.tries += 1
+            return await self._try(backend, breaker, policy, request, record.model, deadline)
+
+        loop = asyncio.get_running_loop()
+        retrying = backoff.on_exception(
+            _waits,
+            UpstreamError,
+            max_tries=policy.max_tries,
+            max_time=lambda: max(0.0, deadline - loop.time()),
+            giveup=_give_up,
+            jitter=None,
+        )(one_try)
+        return await retrying()
+
+    async def _try(
+        self, backend, breaker: Breaker, policy: Policy, request: ChatRequest, model: str, deadline: float
+    ) -> Opened:
+        permit = breaker.allow()
+        if permit is None:
+            raise UpstreamError(
+                "unavailable", f"backend {backend.name} is failing; its circuit is open", backend=backend.name,
+                retryable=True, code="circuit_open",
+            )
+        paced = _paced(backend.stream(request, model), backend.name, policy, deadline)
+        head: list[Item] = []
+        try:
+            async for item in paced:
+                head.append(item)
+                if request.stream and is_meaningful(item):
+                    break
+        except UpstreamError as exc:
+            await paced.aclose()
+            (breaker.failed if exc.retryable else breaker.released)(permit)
+            raise
+        except BaseException:
+            await paced.aclose()
+            breaker.released(permit)
+            raise
+        breaker.succeeded(permit)
+        tail = _watched(paced, breaker) if request.stream else _nothing(paced)
+        return Opened(backend.name, model, head, tail)
 
 
-async def _until_meaningful(stream: AsyncIterator[Item], streaming: bool) -> list[Item]:
-    """Read ahead until content starts (streaming) or to the end (not streaming)."""
-    head: list[Item] = []
-    async for item in stream:
-        head.append(item)
-        if streaming and is_meaningful(item):
-            break
-    return head
+async def _paced(source: AsyncIterator[Item], name: str, policy: Policy, deadline: float) -> AsyncIterator[Item]:
+    """Bound the wait for each item: the first meaningful one within first_byte_timeout_s, each later
+    one within idle_timeout_s, and all of them within the request deadline."""
+    loop = asyncio.get_running_loop()
+    stream = source.__aiter__()
+    first_by = loop.time() + policy.first_byte_timeout_s
+    started = False
+    try:
+        while True:
+            limit = min(deadline, first_by if not started else loop.time() + policy.idle_timeout_s)
+            try:
+                async with asyncio.timeout_at(limit):
+                    item = await stream.__anext__()
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                if limit == deadline:
+                    what = "the request deadline passed"
+                elif started:
+                    what = f"it went silent for {policy.idle_timeout_s:g} s"
+                else:
+                    what = f"it sent nothing within {policy.first_byte_timeout_s:g} s"
+                raise UpstreamError("timeout", f"backend {name} timed out: {what}", backend=name, retryable=True) from None
+            started = started or is_meaningful(item)
+            yield item
+    finally:
+        await stream.aclose()
+
+
+async def _watched(stream: AsyncIterator[Item], breaker: Breaker) -> AsyncIterator[Item]:
+    """The rest of a committed stream; a backend that breaks mid-answer counts against its breaker."""
+    try:
+        async for item in stream:
+            yield item
+    except UpstreamError as exc:
+        if exc.retryable:
+            breaker.failed(Permit())
+        raise
+    finally:
+        await stream.aclose()
+
+
+async def _nothing(stream: AsyncIterator[Item]) -> AsyncIterator[Item]:
+    await stream.aclose()
+    return
+    yield
 
 
 def _client_facing(exc: UpstreamError) -> GatewayError:
@@ -110,10 +250,3 @@ def _client_facing(exc: UpstreamError) -> GatewayError:
             backend=exc.backend,
         )
     return exc
-
-
-def _exhausted(last: UpstreamError, attempts: list[AttemptRecord]) -> GatewayError:
-    if len(attempts) == 1:
-        return _client_facing(last)
-    tried = ", ".join(f"{a.backend}:{a.model} ({a.error})" for a in attempts)
-    return UpstreamError("bad_gateway", f"every backend failed: {tried}; last: {last.message}", backend=last.backend)

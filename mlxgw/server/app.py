@@ -14,9 +14,10 @@ from mlxgw.backends.registry import Registry
 from mlxgw.config import Settings
 from mlxgw.dispatcher import Dispatcher
 from mlxgw.server import middleware
-from mlxgw.server.keys import DISPATCHER, SESSION, SETTINGS, STARTED, STATE
+from mlxgw.server.keys import DISPATCHER, REQUEST_LOG, SESSION, SETTINGS, STARTED, STATE
 from mlxgw.server.routes import add_routes
 from mlxgw.server.state import LiveState, watch
+from mlxgw.store.request_log import RequestLogWriter
 from mlxgw.workspace import Workspace
 
 
@@ -46,11 +47,15 @@ def create_app(
         state.load()
         app[SESSION] = session
         app[STATE] = state
-        app[DISPATCHER] = Dispatcher(registry, lambda: state.mappings)
+        app[DISPATCHER] = Dispatcher(registry, lambda: state.mappings, lambda: state.settings)
+        writer = RequestLogWriter()
+        writer.start()
+        app[REQUEST_LOG] = writer
         watcher = asyncio.create_task(watch(state, reload_interval_s))
         yield
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
+        await writer.close()
         await registry.close()
         await session.close()
 

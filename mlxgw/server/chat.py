@@ -1,18 +1,20 @@
-"""Answering a chat request in the client's protocol, streamed or whole."""
+"""Answering a chat request in the client's protocol, streamed or whole, and logging it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from types import ModuleType
 
 from aiohttp import web
 
 from mlxgw.backends.base import Item, RawFrame
-from mlxgw.canonical import ChatRequest, collect
-from mlxgw.dispatcher import Opened
+from mlxgw.canonical import ChatRequest, Start, Usage, collect, merge_usage
+from mlxgw.dispatcher import AttemptRecord, Opened
 from mlxgw.errors import GatewayError
-from mlxgw.server.keys import DISPATCHER
+from mlxgw.server.keys import DISPATCHER, REQUEST_LOG
 from mlxgw.server.middleware import request_id, wire_for
 
 log = logging.getLogger("mlxgw.server")
@@ -37,31 +39,97 @@ async def read_json(request: web.Request) -> object:
         raise GatewayError("invalid_request", f"request body is not valid JSON: {exc}") from None
 
 
-def _answer_headers(request: web.Request, opened: Opened) -> dict[str, str]:
+class Ledger:
+    """What the request log keeps of one request, filled in as it is answered."""
+
+    def __init__(self, request: web.Request, protocol: str) -> None:
+        self.request = request
+        self.protocol = protocol
+        self.started = time.monotonic()
+        self.first_byte: float | None = None
+        self.model = ""
+        self.stream = False
+        self.attempts: list[AttemptRecord] = []
+        self.usage = Usage()
+        self.status = 200
+        self.error_kind: str | None = None
+
+    def observe(self, item: Item) -> None:
+        for ev in item.events if isinstance(item, RawFrame) else (item,):
+            if isinstance(ev, Start) and ev.input_tokens is not None:
+                self.usage.input_tokens = ev.input_tokens
+            elif isinstance(ev, Usage):
+                merge_usage(self.usage, ev)
+
+    def sent_first_byte(self) -> None:
+        if self.first_byte is None:
+            self.first_byte = time.monotonic()
+
+    def failed(self, err: GatewayError, *, before_first_byte: bool) -> None:
+        self.error_kind = err.code or err.kind
+        if before_first_byte:
+            self.status = err.status
+
+    def row(self) -> dict:
+        served = next((a for a in reversed(self.attempts) if a.error is None), None)
+        ms = 1000.0
+        return {
+            "request_id": request_id(self.request),
+            "protocol": self.protocol,
+            "requested_model": self.model,
+            "backend": served.backend if served else None,
+            "model": served.model if served else None,
+            "attempts": json.dumps([a.as_json() for a in self.attempts]),
+            "fallbacks": max(0, len(self.attempts) - 1),
+            "status": self.status,
+            "stream": self.stream,
+            "latency_ms": round((time.monotonic() - self.started) * ms, 2),
+            "ttft_ms": round((self.first_byte - self.started) * ms, 2) if self.first_byte else None,
+            "input_tokens": self.usage.input_tokens,
+            "output_tokens": self.usage.output_tokens,
+            "error_kind": self.error_kind,
+        }
+
+
+def _answer_headers(request: web.Request, opened: Opened, attempts: list[AttemptRecord]) -> dict[str, str]:
     rid = request_id(request)
     return {
         "request-id": rid,
         "x-request-id": rid,
         "x-mlxgw-backend": f"{opened.backend}:{opened.model}",
-        "x-mlxgw-attempts": str(len(opened.attempts)),
+        "x-mlxgw-attempts": str(len(attempts)),
     }
 
 
 async def chat(request: web.Request) -> web.StreamResponse:
     wire = wire_for(request)
-    body = await read_json(request)
-    creq = wire.parse_request(body, request.headers)
-    opened = await request.app[DISPATCHER].open(creq)
+    ledger = Ledger(request, wire.__name__.rsplit(".", 1)[-1])
     try:
-        if creq.stream:
-            return await _stream(request, wire, creq, opened)
-        return _whole(request, wire, creq, opened)
+        body = await read_json(request)
+        creq = wire.parse_request(body, request.headers)
+        ledger.model, ledger.stream = creq.model, creq.stream
+        opened = await request.app[DISPATCHER].open(creq, ledger.attempts)
+        try:
+            if creq.stream:
+                return await _stream(request, wire, creq, opened, ledger)
+            return _whole(request, wire, creq, opened, ledger)
+        finally:
+            await opened.aclose()
+    except GatewayError as err:
+        ledger.failed(err, before_first_byte=True)
+        raise
+    except asyncio.CancelledError:
+        ledger.error_kind = ledger.error_kind or "client_disconnected"
+        raise
     finally:
-        await opened.aclose()
+        request.app[REQUEST_LOG].add(ledger.row())
 
 
-def _whole(request: web.Request, wire: ModuleType, creq: ChatRequest, opened: Opened) -> web.Response:
-    headers = _answer_headers(request, opened)
+def _whole(request: web.Request, wire: ModuleType, creq: ChatRequest, opened: Opened, ledger: Ledger) -> web.Response:
+    headers = _answer_headers(request, opened, ledger.attempts)
+    for item in opened.head:
+        ledger.observe(item)
+    ledger.sent_first_byte()
     raw = [item for item in opened.head if isinstance(item, RawFrame)]
     if raw:
         headers.update(raw[0].headers)
@@ -71,36 +139,40 @@ def _whole(request: web.Request, wire: ModuleType, creq: ChatRequest, opened: Op
     return web.json_response(body, headers=headers)
 
 
-async def _stream(request: web.Request, wire: ModuleType, creq: ChatRequest, opened: Opened) -> web.StreamResponse:
-    response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **_answer_headers(request, opened)})
+async def _stream(
+    request: web.Request, wire: ModuleType, creq: ChatRequest, opened: Opened, ledger: Ledger
+) -> web.StreamResponse:
+    response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **_answer_headers(request, opened, ledger.attempts)})
     await response.prepare(request)
     renderer = wire.StreamRenderer(creq.model, request_id(request), include_usage=creq.include_usage)
     passthrough = False
 
-    def encode(item: Item) -> bytes:
+    async def send(item: Item) -> None:
         nonlocal passthrough
+        ledger.observe(item)
         if isinstance(item, RawFrame):
             passthrough = True
-            return item.data
-        return renderer.render(item)
+            data = item.data
+        else:
+            data = renderer.render(item)
+        if data:
+            await response.write(data)
+            ledger.sent_first_byte()
 
     try:
         for item in opened.head:
-            await _write(response, encode(item))
+            await send(item)
         async for item in opened.tail:
-            await _write(response, encode(item))
+            await send(item)
         if not passthrough:
-            await _write(response, renderer.close())
+            await response.write(renderer.close())
     except GatewayError as err:
         log.warning("stream %s failed after its first byte: %s", request_id(request), err.message)
-        await _write(response, renderer.error(err))
+        ledger.failed(err, before_first_byte=False)
+        await response.write(renderer.error(err))
     except ConnectionError:
+        ledger.error_kind = "client_disconnected"
         log.info("client went away during %s; upstream cancelled", request_id(request))
         return response
     await response.write_eof()
     return response
-
-
-async def _write(response: web.StreamResponse, data: bytes) -> None:
-    if data:
-        await response.write(data)

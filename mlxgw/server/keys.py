@@ -8,9 +8,11 @@ from aiohttp import web
 from mlxgw.config import Settings
 from mlxgw.dispatcher import Dispatcher
 from mlxgw.server.state import LiveState
+from mlxgw.store.request_log import RequestLogWriter
 
 SETTINGS = web.AppKey("settings", Settings)  # as the server started: its address
 STATE = web.AppKey("state", LiveState)  # the live view: settings, backends, mappings, client keys
 STARTED = web.AppKey("started", float)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+REQUEST_LOG = web.AppKey("request_log", RequestLogWriter)
