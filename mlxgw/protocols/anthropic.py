@@ -77,6 +77,7 @@ __all__ = [
     "DEFAULT_MAX_TOKENS",
     "EFFORT_BUDGETS",
     "ERROR_TYPES",
+    "FORWARDED_HEADERS",
     "StreamParser",
     "StreamRenderer",
     "build_request",
