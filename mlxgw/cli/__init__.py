@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from mlxgw import __version__
-from mlxgw.cli import config_cmd, creds, keys, mappings, serve
+from mlxgw.cli import config_cmd, creds, keys, mappings, requests, serve
 from mlxgw.cli.output import fail
 from mlxgw.errors import MlxgwError
 
@@ -56,6 +56,7 @@ app.add_typer(creds.app, name="creds")
 app.add_typer(keys.app, name="keys")
 app.add_typer(config_cmd.app, name="config")
 serve.register(app)
+requests.register(app)
 
 
 def main() -> None:

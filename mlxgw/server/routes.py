@@ -44,18 +44,21 @@ async def models(request: web.Request) -> web.Response:
 async def health(request: web.Request) -> web.Response:
     app = request.app
     state = app[STATE]
+    breakers = app[DISPATCHER].breakers.snapshot()
     backends = {}
     for name in state.registry.names():
-        entry: dict = {"configured": True}
+        entry: dict = {"breaker": breakers.get(name, {"state": "closed", "consecutive_failures": 0})}
         if name in state.registry.key_errors:
             entry["error"] = state.registry.key_errors[name]
         backends[name] = entry
+    local_models = {key: b for key, b in breakers.items() if key.startswith("local:")}
     return web.json_response(
         {
             "status": "ok",
             "version": __version__,
             "uptime_s": round(time.monotonic() - app[STARTED], 3),
             "backends": backends,
+            "local_models": local_models,
         }
     )
 

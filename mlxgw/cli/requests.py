@@ -1,0 +1,151 @@
+"""`mlxgw log` and `mlxgw stats`: what the gateway did with each request."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+
+import typer
+from rich.table import Table
+
+from mlxgw.cli.output import console
+from mlxgw.errors import MlxgwError
+from mlxgw.store import request_log
+from mlxgw.store.models import RequestLog, utcnow
+from mlxgw.workspace import Workspace
+
+FOLLOW_POLL_S = 0.5
+
+
+def register(app: typer.Typer) -> None:
+    app.command("log")(log_)
+    app.command("stats")(stats)
+
+
+def _row_json(r: RequestLog) -> dict:
+    return {
+        "id": r.id,
+        "time": r.time.isoformat(timespec="milliseconds") + "Z",
+        "request_id": r.request_id,
+        "protocol": r.protocol,
+        "requested_model": r.requested_model,
+        "backend": r.backend,
+        "model": r.model,
+        "attempts": json.loads(r.attempts),
+        "status": r.status,
+        "stream": r.stream,
+        "latency_ms": r.latency_ms,
+        "ttft_ms": r.ttft_ms,
+        "input_tokens": r.input_tokens,
+        "output_tokens": r.output_tokens,
+        "error": r.error_kind,
+    }
+
+
+def _print_rows(rows: list[RequestLog], as_json: bool, table: Table | None) -> None:
+    for r in rows:
+        if as_json:
+            print(json.dumps(_row_json(r)), flush=True)
+            continue
+        served = f"{r.backend}:{r.model}" if r.backend else "—"
+        tried = " → ".join(f"{a['backend']}({a['error']})" for a in json.loads(r.attempts) if a["error"])
+        tokens = f"{r.input_tokens or 0}/{r.output_tokens or 0}" if r.input_tokens or r.output_tokens else "—"
+        style = "red" if r.status >= 400 or r.error_kind else None
+        (table.add_row if table else _line)(
+            r.time.strftime("%H:%M:%S"), r.protocol, r.requested_model, served, tried or "—", str(r.status),
+            f"{r.latency_ms:.0f}" if r.latency_ms is not None else "—", tokens, r.error_kind or "", style=style,
+        )
+
+
+def _line(*cells: str, style: str | None = None) -> None:
+    console.print("  ".join(cells), style=style, highlight=False)
+
+
+def log_(
+    tail: int = typer.Option(20, "--tail", "-n", help="How many recent requests to show."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new requests as they come."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """Show recent requests: what was asked, which backend answered, what failed on the way."""
+    Workspace.open()
+    rows = request_log.tail(tail)
+    if not as_json and not follow:
+        table = Table("time", "api", "model", "served by", "failed attempts", "status", "ms", "tokens in/out", "error")
+        _print_rows(rows, False, table)
+        console.print(table)
+    else:
+        _print_rows(rows, as_json, None)
+    if not follow:
+        return
+    last = rows[-1].id if rows else 0
+    try:
+        while True:
+            time.sleep(FOLLOW_POLL_S)
+            new = request_log.tail(1000, after_id=last)
+            if new:
+                _print_rows(new, as_json, None)
+                last = new[-1].id
+    except KeyboardInterrupt:
+        return
+
+
+def parse_since(text: str) -> dt.timedelta:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
+    if not m:
+        raise MlxgwError(f"bad --since {text!r}: use a number and s, m, h or d, e.g. 30m or 1h")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
+    return dt.timedelta(**{unit: float(m.group(1))})
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summarize(rows: list[RequestLog]) -> list[dict]:
+    groups: dict[str, list[RequestLog]] = {}
+    for r in rows:
+        groups.setdefault(r.backend or "(none)", []).append(r)
+    out = []
+    for backend, items in sorted(groups.items()):
+        latencies = [r.latency_ms for r in items if r.latency_ms is not None]
+        out.append({
+            "backend": backend,
+            "requests": len(items),
+            "errors": sum(1 for r in items if r.status >= 400 or r.error_kind),
+            "failovers": sum(1 for r in items if r.fallbacks),
+            "failover_rate": round(sum(1 for r in items if r.fallbacks) / len(items), 4),
+            "p50_ms": _percentile(latencies, 0.5),
+            "p95_ms": _percentile(latencies, 0.95),
+            "input_tokens": sum(r.input_tokens or 0 for r in items),
+            "output_tokens": sum(r.output_tokens or 0 for r in items),
+        })
+    return out
+
+
+def stats(
+    since: str = typer.Option("1h", "--since", help="Window to summarise, e.g. 15m, 1h, 7d."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Per-backend counts, failover rate, latency percentiles and tokens."""
+    Workspace.open()
+    window = parse_since(since)
+    summary = summarize(request_log.since(utcnow() - window))
+    if as_json:
+        print(json.dumps({"since": since, "backends": summary}, indent=2))
+        return
+    if not summary:
+        console.print(f"no requests in the last {since}")
+        return
+    table = Table("backend", "requests", "errors", "failover rate", "p50 ms", "p95 ms", "tokens in", "tokens out", title=f"last {since}")
+    for s in summary:
+        table.add_row(
+            s["backend"], str(s["requests"]), str(s["errors"]), f"{s['failover_rate']:.1%}",
+            f"{s['p50_ms']:.0f}" if s["p50_ms"] is not None else "—", f"{s['p95_ms']:.0f}" if s["p95_ms"] is not None else "—",
+            str(s["input_tokens"]), str(s["output_tokens"]),
+        )
+    console.print(table)
