@@ -233,7 +233,8 @@ def collect(events: list[Event]) -> ChatResponse:
             else:
                 content.append(TextPart(ev.text))
         elif isinstance(ev, ThinkingDelta):
-            if content and isinstance(content[-1], ThinkingPart) and content[-1].redacted is None:
+            last = content[-1] if content else None
+            if isinstance(last, ThinkingPart) and last.redacted is None and last.signature is None:
                 content[-1].text += ev.text
             else:
                 content.append(ThinkingPart(ev.text))

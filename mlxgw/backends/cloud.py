@@ -66,6 +66,13 @@ class CloudBackend:
                     else:
                         for ev in events:
                             yield ev
+                tail = parser.end()  # an OpenAI Finish held back for a usage chunk that never came
+                if tail:
+                    if passthrough:
+                        yield RawFrame(b"", tail)
+                    else:
+                        for ev in tail:
+                            yield ev
                 if not parser.finished:
                     raise UpstreamError("bad_gateway", f"backend {self.name} ended its stream early", backend=self.name, retryable=True)
             else:
