@@ -14,7 +14,7 @@ from types import ModuleType
 
 from mlxgw.backends.base import Item, RawFrame
 from mlxgw.backends.http import Upstream, read_body, relayed_headers, sse_frames
-from mlxgw.canonical import ChatRequest
+from mlxgw.canonical import ChatRequest, Start
 from mlxgw.errors import GatewayError, UpstreamError
 from mlxgw.protocols import anthropic as anthropic_wire
 from mlxgw.protocols import openai as openai_wire
@@ -47,6 +47,10 @@ class CloudBackend:
     def _passthrough(self, request: ChatRequest) -> bool:
         return request.protocol == self.kind and request.raw is not None
 
+    def estimate_input_tokens(self, request: ChatRequest, model: str) -> int | None:
+        """An input token count for a stream whose upstream reports the real one only at its end."""
+        return None
+
     def _body(self, request: ChatRequest, model: str, passthrough: bool) -> dict:
         if passthrough:
             return {**request.raw, "model": model}
@@ -65,6 +69,10 @@ class CloudBackend:
                         yield RawFrame(raw, events)
                     else:
                         for ev in events:
+                            if isinstance(ev, Start) and ev.input_tokens is None:
+                                # Anthropic clients read input tokens from message_start and zeros break
+                                # some (Claude Code); the real count still follows in the final usage.
+                                ev.input_tokens = self.estimate_input_tokens(request, model)
                             yield ev
                 tail = parser.end()  # an OpenAI Finish held back for a usage chunk that never came
                 if tail:
@@ -108,8 +116,12 @@ class OpenAIBackend(CloudBackend):
         return headers
 
     async def count_tokens(self, request: ChatRequest, model: str) -> int:
+        return self.estimate_input_tokens(request, model)
+
+    def estimate_input_tokens(self, request: ChatRequest, model: str) -> int:
         """OpenAI has no counting endpoint: an estimate of about four characters a token."""
-        text = json.dumps(openai_wire.build_request(request, model)["messages"], ensure_ascii=False)
+        body = openai_wire.build_request(request, model)
+        text = json.dumps([body["messages"], body.get("tools")], ensure_ascii=False)
         return max(1, len(text) // 4)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anthropic
 import openai
@@ -24,12 +24,23 @@ class Gateway:
     server: TestServer
     openai_up: FakeOpenAI
     anthropic_up: FakeAnthropic
+    clients: list = field(default_factory=list)  # closed at teardown, while the loop still runs
 
     def openai(self, **kw) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(base_url=self.url + "/v1", api_key=kw.pop("api_key", "client-key"), max_retries=0, **kw)
+        kw.setdefault("timeout", 10)
+        client = openai.AsyncOpenAI(base_url=self.url + "/v1", api_key=kw.pop("api_key", "client-key"), max_retries=0, **kw)
+        self.clients.append(client)
+        return client
 
     def anthropic(self, **kw) -> anthropic.AsyncAnthropic:
-        return anthropic.AsyncAnthropic(base_url=self.url, api_key=kw.pop("api_key", "client-key"), max_retries=0, **kw)
+        kw.setdefault("timeout", 10)
+        client = anthropic.AsyncAnthropic(base_url=self.url, api_key=kw.pop("api_key", "client-key"), max_retries=0, **kw)
+        self.clients.append(client)
+        return client
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.close()
 
     @property
     def app(self):
@@ -53,7 +64,9 @@ async def gateway():
         cli("map", "add", "gpt-*", "oa")
         cli("map", "add", "claude-*", "an")
         server, url = await start_gateway()
+        gw = Gateway(url, server, oa, an)
         try:
-            yield Gateway(url, server, oa, an)
+            yield gw
         finally:
+            await gw.aclose()
             await server.close()
