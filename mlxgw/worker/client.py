@@ -30,6 +30,7 @@ class WorkerProcess:
         self.ready = asyncio.get_running_loop().create_future()
         self.last_frame_at = time.monotonic()
         self.stderr_tail: deque[str] = deque(maxlen=40)
+        self._killed = False
         self._tasks = [
             asyncio.create_task(self._read_frames(), name="worker-frames"),
             asyncio.create_task(self._read_logs(), name="worker-logs"),
@@ -53,7 +54,7 @@ class WorkerProcess:
 
     @property
     def alive(self) -> bool:
-        return self._process.returncode is None and not self._tasks[0].done()
+        return not self._killed and self._process.returncode is None and not self._tasks[0].done()
 
     def open(self) -> tuple[int, asyncio.Queue[dict[str, Any]]]:
         """A new request id and the inbox its answers arrive in."""
@@ -89,6 +90,7 @@ class WorkerProcess:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def kill(self) -> None:
+        self._killed = True  # dead from now on, though the pipe may take a moment to close
         with contextlib.suppress(ProcessLookupError):
             self._process.kill()
 
