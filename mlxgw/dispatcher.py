@@ -157,6 +157,7 @@ class Dispatcher:
             max_time=lambda: max(0.0, deadline - loop.time()),
             giveup=_give_up,
             jitter=None,
+            logger=None,  # we log attempts ourselves, once, at the right level
         )(one_try)
         return await retrying()
 
@@ -240,8 +241,11 @@ async def _nothing(stream: AsyncIterator[Item]) -> AsyncIterator[Item]:
 def _client_facing(exc: UpstreamError) -> GatewayError:
     """A request-caused upstream error, as the client should see it.
 
-    An upstream's 401/403 is the gateway's configuration problem, not the client's credentials.
+    An upstream's 401/403 is the gateway's configuration problem, not the client's credentials;
+    an upstream's 500 is a bad gateway from where the client stands, not the gateway failing.
     """
+    if exc.status == 500:
+        return UpstreamError("bad_gateway", f"backend {exc.backend} failed: {exc.message}", backend=exc.backend)
     if exc.status in (401, 403):
         return UpstreamError(
             "bad_gateway",

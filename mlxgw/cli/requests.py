@@ -72,7 +72,9 @@ def log_(
     Workspace.open()
     rows = request_log.tail(tail)
     if not as_json and not follow:
-        table = Table("time", "api", "model", "served by", "failed attempts", "status", "ms", "tokens in/out", "error")
+        table = Table()
+        for name in ("time", "api", "model", "served by", "failed attempts", "status", "ms", "tokens in/out", "error"):
+            table.add_column(name, overflow="fold")
         _print_rows(rows, False, table)
         console.print(table)
     else:
