@@ -56,5 +56,5 @@ async def test_log_and_stats_cli():
     assert by["b"]["requests"] == 1 and by["b"]["failover_rate"] == 1.0
     assert by["p"]["requests"] == 1 and by["p"]["output_tokens"] == 7
     assert by["(none)"]["errors"] == 1
-    assert "failover rate" in cli("stats").output
+    assert "last 1h" in cli("stats").output
     assert "bad --since" in cli("stats", "--since", "soon", ok=False).output
