@@ -19,23 +19,23 @@ from mlxgw.worker.protocol import decode, encode, merge_frames
 
 
 class FrameWriter:
-    """Writes frames from any thread, batching whatever is ready into one write."""
+    """Writes lists of frames from any thread, whatever is ready in one write."""
 
     def __init__(self, out: BinaryIO) -> None:
         self._out = out
-        self._queue: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[dict[str, Any]]] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="frame-writer", daemon=True)
         self._thread.start()
 
-    def send(self, frame: dict[str, Any]) -> None:
-        self._queue.put(frame)
+    def send(self, frames: list[dict[str, Any]]) -> None:
+        self._queue.put(frames)
 
     def _run(self) -> None:
         while True:
-            frames = [self._queue.get()]
+            frames = self._queue.get()
             try:
                 while True:
-                    frames.append(self._queue.get_nowait())
+                    frames.extend(self._queue.get_nowait())
             except queue.Empty:
                 pass
             try:
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     engine = Engine(pool, writer.send)
     thread = threading.Thread(target=engine.run, name="mlx-engine", daemon=True)
     thread.start()
-    writer.send({"id": None, "result": {"ready": True, "pid": os.getpid()}})
+    writer.send([{"id": None, "result": {"ready": True, "pid": os.getpid()}}])
 
     for line in sys.stdin.buffer:
         frame = decode(line)

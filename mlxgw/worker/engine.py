@@ -31,6 +31,10 @@ log = logging.getLogger("mlxgw.worker")
 # max_tokens when the request gives none and the model states no context length.
 FALLBACK_MAX_TOKENS = 4096
 IDLE_POLL_S = 1.0
+# Text is sent at most this often, several tokens a frame: at a thousand tokens a second, a frame
+# per token costs the pipe and the daemon more than the decoding. Starts, first tokens, finishes
+# and replies go out at once.
+FLUSH_S = 0.015
 
 
 @dataclass
@@ -78,9 +82,12 @@ class BatchStats:
 
 
 class Engine:
-    def __init__(self, pool: ModelPool, send: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, pool: ModelPool, send: Callable[[list[dict[str, Any]]], None]) -> None:
         self.pool = pool
         self._send = send
+        self._outbox: list[dict[str, Any]] = []
+        self._urgent = False
+        self._flushed_at = 0.0
         self._inbox: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._pending: deque[Job] = deque()
         self._running: dict[int, Sequence] = {}  # request id -> sequence
@@ -114,6 +121,7 @@ class Engine:
                 self._handle(frame)
             self._admit()
             self._step()
+            self._flush()
             self.pool.evict_idle(time.time())
 
     def _receive(self, *, block: bool) -> list[dict[str, Any] | None]:
@@ -137,11 +145,11 @@ class Engine:
                 self._count(frame)
             elif op == "load":
                 slot = self.pool.load(frame["name"], frame["path"])
-                self._send({"id": rid, "result": slot.status()})
+                self._reply({"id": rid, "result": slot.status()})
             elif op == "unload":
-                self._send({"id": rid, "result": {"state": self.pool.unload(frame["path"])}})
+                self._reply({"id": rid, "result": {"state": self.pool.unload(frame["path"])}})
             elif op == "status":
-                self._send({"id": rid, "result": self._status()})
+                self._reply({"id": rid, "result": self._status()})
             else:
                 self._error(rid, "invalid_request", f"unknown op {op!r}")
         except ModelUnavailable as e:
@@ -156,7 +164,7 @@ class Engine:
         except Exception as e:  # the template's own error, e.g. a role it does not know
             self._error(frame["id"], "invalid_request", f"the chat template failed: {e}")
             return
-        self._send({"id": frame["id"], "result": {"tokens": len(prompt)}})
+        self._reply({"id": frame["id"], "result": {"tokens": len(prompt)}})
 
     # ---- admission ----------------------------------------------------------------------
 
@@ -236,7 +244,7 @@ class Engine:
         self.stats.requests += 1
         self.stats.prompt_tokens += len(prompt)
         self.stats.cached_prompt_tokens += cached
-        self._events(job.id, [Start(input_tokens=len(prompt), cache_read_tokens=cached)])
+        self._events(job.id, [Start(input_tokens=len(prompt), cache_read_tokens=cached)], urgent=True)
 
     @staticmethod
     def _sampler(job: Job, slot: Slot):
@@ -293,12 +301,12 @@ class Engine:
             reason = "stop_sequence" if output.stop_sequence else "max_tokens"
             self._finish(seq, events, reason, r.all_tokens, r.prompt_cache)
         elif events:
-            self._events(seq.job.id, events)
+            self._events(seq.job.id, events, urgent=seq.generated == 1)
 
     def _finish(self, seq: Sequence, events: list[Event], reason: str, tokens, cache) -> None:
         stop = seq.output.stop_sequence if reason == "stop_sequence" else None
         events += [Usage(output_tokens=seq.generated), Finish(reason, stop)]  # type: ignore[arg-type]
-        self._events(seq.job.id, events)
+        self._events(seq.job.id, events, urgent=True)
         self._leave(seq, tokens, cache)
 
     def _cancel(self, rid: int) -> None:
@@ -333,8 +341,21 @@ class Engine:
 
     # ---- replies --------------------------------------------------------------------------
 
-    def _events(self, rid: int, events: list[Event]) -> None:
-        self._send({"id": rid, "ev": [event_to_wire(e) for e in events]})
+    def _events(self, rid: int, events: list[Event], *, urgent: bool = False) -> None:
+        self._outbox.append({"id": rid, "ev": [event_to_wire(e) for e in events]})
+        self._urgent = self._urgent or urgent
+
+    def _reply(self, frame: dict[str, Any]) -> None:
+        self._outbox.append(frame)
+        self._urgent = True
+
+    def _flush(self) -> None:
+        now = time.monotonic()
+        if self._outbox and (self._urgent or not self._running or now - self._flushed_at >= FLUSH_S):
+            self._send(self._outbox)
+            self._outbox = []
+            self._urgent = False
+            self._flushed_at = now
 
     def _error(
         self,
@@ -345,7 +366,7 @@ class Engine:
         code: str | None = None,
         retryable: bool = False,
     ) -> None:
-        self._send(
+        self._reply(
             {"id": rid, "error": {"kind": kind, "message": message, "code": code, "retryable": retryable}}
         )
 

@@ -18,8 +18,9 @@ Worker → daemon:
 
 An event is a list: its tag, then the fields of the canonical event in declaration order, e.g.
 `["text", "Hello"]`, `["start", null, null, 12, 0, null]`, `["finish", "end_turn", null]`.
-Frames are written with ASCII-only JSON, so a line never holds a raw newline. The worker writes
-what is ready in one go and merges consecutive text of one request into one event.
+Frames are written with ASCII-only JSON, so a line never holds a raw newline. The worker sends
+text every few milliseconds rather than every token, writes what is ready in one go, and merges
+consecutive text of one request into one event.
 """
 
 from __future__ import annotations
