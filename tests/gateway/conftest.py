@@ -28,13 +28,15 @@ class Gateway:
 
     def openai(self, **kw) -> openai.AsyncOpenAI:
         kw.setdefault("timeout", 10)
-        client = openai.AsyncOpenAI(base_url=self.url + "/v1", api_key=kw.pop("api_key", "client-key"), max_retries=0, **kw)
+        kw.setdefault("max_retries", 0)
+        client = openai.AsyncOpenAI(base_url=self.url + "/v1", api_key=kw.pop("api_key", "client-key"), **kw)
         self.clients.append(client)
         return client
 
     def anthropic(self, **kw) -> anthropic.AsyncAnthropic:
         kw.setdefault("timeout", 10)
-        client = anthropic.AsyncAnthropic(base_url=self.url, api_key=kw.pop("api_key", "client-key"), max_retries=0, **kw)
+        kw.setdefault("max_retries", 0)
+        client = anthropic.AsyncAnthropic(base_url=self.url, api_key=kw.pop("api_key", "client-key"), **kw)
         self.clients.append(client)
         return client
 
