@@ -32,8 +32,9 @@ class LocalSettings:
     memory_limit_gb: float | None = None  # MLX's memory limit in the worker; None: MLX's default
     idle_unload_s: float | None = 900.0  # None or 0: keep models loaded
     prompt_cache_gb: float = 1.0  # KV caches kept for reuse, per loaded model
-    # The longest the worker may stay silent on a request, before its first event (a model
-    # load included) and between two events, before the request fails as a retryable timeout.
+    # The longest the worker may stay silent on a request, before its first event and between
+    # two, before the request fails as a retryable timeout. A model load is silent: this must
+    # cover the largest model's load. Long prompts report progress, so they need not fit in it.
     first_byte_timeout_s: float = 120.0
     python: str = sys.executable
     env: dict[str, str] = field(default_factory=dict)
@@ -99,7 +100,7 @@ class LocalBackend:
                 if "error" in reply:
                     finished = True
                     raise self._error(reply["error"])
-                for item in reply["ev"]:
+                for item in reply.get("ev", ()):  # a "progress" frame only proves liveness
                     event = event_from_wire(item)
                     if isinstance(event, Start):
                         event.model = model

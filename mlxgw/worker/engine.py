@@ -169,14 +169,17 @@ class Engine:
     # ---- admission ----------------------------------------------------------------------
 
     def _admit(self) -> None:
-        while self._pending and self._alone is None:
-            job = self._pending[0]
+        for job in list(self._pending):
+            if self._alone is not None:
+                break
             if job.seed is not None and self._running:
                 break  # drain the batch: a seeded request runs alone to be reproducible
+            if job not in self._pending:
+                continue  # failed along with an earlier request for its model
             slot = self.pool.get(job.path)
             if slot is None:
                 if not self.pool.has_room():
-                    break  # every loaded model is busy; wait for one to idle
+                    continue  # every loaded model is busy; requests for them may go ahead
                 try:
                     slot = self.pool.load(job.name, job.path)
                 except ModelUnavailable as e:
@@ -185,7 +188,7 @@ class Engine:
                         self._pending.remove(waiting)
                         self._unavailable(waiting.id, e)
                     continue
-            self._pending.popleft()
+            self._pending.remove(job)
             self._start(job, slot)
 
     def _start(self, job: Job, slot: Slot) -> None:
@@ -264,7 +267,7 @@ class Engine:
             if not slot.active:
                 continue
             try:
-                _, responses = slot.batch.next()
+                prefill, responses = slot.batch.next()
             except Exception as e:  # e.g. out of memory: this model's batch is lost
                 log.exception("decoding %s failed", slot.name)
                 self._fail_slot(slot, e)
@@ -273,6 +276,11 @@ class Engine:
                 self.stats.steps += 1
                 self.stats.generated_tokens += len(responses)
                 self.stats.max_batch_size = max(self.stats.max_batch_size, len(responses))
+            for response in prefill:
+                seq = slot.active.get(response.uid)
+                if seq is not None and not response.end_of_prompt:
+                    # A long prompt can take minutes: this tells the daemon the worker is alive.
+                    self._outbox.append({"id": seq.job.id, "progress": list(response.progress)})
             for response in responses:
                 self._token(slot, response)
 

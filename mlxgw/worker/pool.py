@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -26,6 +27,8 @@ from mlxgw.worker.output import TextRules
 # default of the OpenAI and Anthropic APIs.
 DEFAULT_TEMPERATURE = 1.0
 PROMPT_CACHE_ENTRIES = 32
+
+log = logging.getLogger("mlxgw.worker")
 
 
 class ModelUnavailable(Exception):
@@ -157,10 +160,12 @@ class ModelPool:
             need = sum(f.stat().st_size for f in directory.glob("*.safetensors"))
             while self.slots and self.loaded_bytes() + need > self.memory_limit_bytes and self._evict_one():
                 pass
+        started = time.monotonic()
         try:
             slot = Slot(name, path, directory, prompt_cache_bytes=self.prompt_cache_bytes)
         except Exception as e:
             raise ModelUnavailable(f"model {name!r} did not load: {e}") from e
+        log.info("loaded %s from %s in %.1f s", name, directory, time.monotonic() - started)
         self.slots[path] = slot
         self._tokenizers.pop(path, None)
         self.loads += 1
@@ -216,7 +221,9 @@ class ModelPool:
         return False
 
     def _drop(self, path: str) -> None:
-        self.slots.pop(path).close()
+        slot = self.slots.pop(path)
+        log.info("unloading %s", slot.name)
+        slot.close()
         self.unloads += 1
         # Dropping the references hands the weights to MLX's buffer cache; clear it to give the
         # memory back to the system.

@@ -13,6 +13,7 @@ Daemon → worker, each with an integer `id` chosen by the daemon (unique per wo
 Worker → daemon:
 
     {"id", "ev": [event, ...]}      events of a generation, in order; the stream ends with "finish"
+    {"id", "progress": [done, total]}   prompt tokens processed so far, while a long prompt fills
     {"id", "result": {...}}         the answer to count, load, unload, status
     {"id", "error": {"kind", "message", "code", "status", "retryable"}}   ends the request
 

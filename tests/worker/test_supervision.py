@@ -74,6 +74,16 @@ async def test_cancelling_the_stream_removes_the_sequence(backend):
     await until(lambda: _is(active, 0), timeout=2)
     assert await cancelled_count() == before + 2
 
+    # So does a consumer that breaks out of the loop and drops the stream.
+    async def first_text():
+        async for event in backend.stream(chat("Once more.", max_tokens=1500), "demo"):
+            if isinstance(event, TextDelta):
+                return event
+
+    assert await asyncio.wait_for(first_text(), WAIT_S)
+    await until(lambda: _is(active, 0), timeout=2)
+    assert await cancelled_count() == before + 3
+
 
 async def _is(probe, value) -> bool:
     return await probe() == value
@@ -172,6 +182,36 @@ async def test_a_generating_model_unloads_only_when_it_is_done(own_backend):
         assert [m["name"] for m in (await local.status())["models"]] == ["demo"]
         await stream.aclose()
         await until(_no_models(local), timeout=5)
+
+
+async def test_idle_models_unload(own_backend):
+    local = own_backend(idle_unload_s=0.3)
+    await answer(local, chat(max_tokens=4))
+    await until(_no_models(local), timeout=5)
+    assert (await local.status())["unloads"] == 1
+
+
+async def test_a_seeded_request_waits_for_the_batch_to_drain(own_backend):
+    local = own_backend()
+    finished = []
+
+    async def tracked(name, request):
+        result = await answer(local, request)
+        finished.append(name)
+        return result
+
+    long = asyncio.create_task(tracked("unseeded", chat("Long.", max_tokens=400)))
+    await until(lambda: _running(local), timeout=WAIT_S)
+    seeded = await asyncio.wait_for(tracked("seeded", chat("Short.", max_tokens=4, seed=3)), WAIT_S)
+    await asyncio.wait_for(long, WAIT_S)
+    assert finished == ["unseeded", "seeded"]
+    assert seeded.usage.output_tokens > 0
+    assert (await local.status())["batch"]["max_batch_size"] == 1
+
+
+async def _running(local) -> bool:
+    status = await local.status()
+    return status.get("active_sequences", 0) > 0
 
 
 def _no_models(local):
