@@ -53,7 +53,7 @@ class CloudBackend:
 
     def _body(self, request: ChatRequest, model: str, passthrough: bool) -> dict:
         if passthrough:
-            return {**request.raw, "model": model}
+            return self.wire.passthrough_body(request.raw, model)
         return self.wire.build_request(request, model)
 
     async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Item]:

@@ -81,6 +81,7 @@ __all__ = [
     "StreamParser",
     "StreamRenderer",
     "build_request",
+    "passthrough_body",
     "error_from_upstream",
     "events_from_response",
     "parse_count_tokens_request",
@@ -295,6 +296,29 @@ def _thinking_budget(body: dict) -> int | None:
 
 
 # ---- client side: a request for an Anthropic upstream ------------------------------------------
+
+
+def passthrough_body(raw: dict, model: str) -> dict:
+    """A client's own body for an Anthropic upstream: `model` replaced, all else kept as sent, except
+    `role: "system"` turns (Claude Code sends them; the API refuses them), which join `system`."""
+    body = {**raw, "model": model}
+    messages = raw.get("messages") or []
+    if not any(isinstance(m, dict) and m.get("role") == "system" for m in messages):
+        return body
+    system = raw.get("system")
+    blocks: list = [{"type": "text", "text": system}] if isinstance(system, str) and system else list(system or [])
+    kept = []
+    for msg in messages:
+        if msg.get("role") != "system":
+            kept.append(msg)
+            continue
+        content = msg.get("content")
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}]
+        blocks.extend(b for b in content if b.get("type") == "text" and b.get("text"))
+    body["messages"] = kept
+    body["system"] = blocks
+    return body
 
 
 def build_request(req: ChatRequest, model: str) -> dict:

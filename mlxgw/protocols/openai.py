@@ -72,6 +72,7 @@ __all__ = [
     "StreamParser",
     "StreamRenderer",
     "build_request",
+    "passthrough_body",
     "error_from_upstream",
     "events_from_response",
     "parse_request",
@@ -278,6 +279,11 @@ def _tool_choice(body: dict) -> ToolChoice | None:
 
 
 # ---- client side: a request for an OpenAI upstream ---------------------------------------------
+
+
+def passthrough_body(raw: dict, model: str) -> dict:
+    """A client's own body for an OpenAI upstream: every field as sent but `model`."""
+    return {**raw, "model": model}
 
 
 def build_request(req: ChatRequest, model: str) -> dict:
