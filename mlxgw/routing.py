@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from mlxgw.config import MAX_CHAIN, MappingSettings, Target
+from mlxgw.config import LOCAL, MAX_CHAIN, MappingSettings, Target
 
 WILDCARDS = "*?["
 
@@ -55,3 +55,18 @@ def chain_for(model: str, mapping: MappingSettings) -> tuple[Attempt, ...]:
 def listed_models(mappings: tuple[MappingSettings, ...] | list[MappingSettings]) -> list[str]:
     """Model names a client can ask for by name: every enabled pattern without wildcards."""
     return [m.pattern for m in ordered(mappings) if not any(ch in m.pattern for ch in WILDCARDS)]
+
+
+def local_models(mappings: tuple[MappingSettings, ...] | list[MappingSettings]) -> dict[str, str]:
+    """Every local model a mapping names (name -> directory or repo id): the only ones that may load.
+
+    A local target's model is its own name; a local mapping without a model serves its exact pattern.
+    """
+    names: dict[str, str] = {}
+    for m in mappings:
+        targets = [Target(m.backend, m.model or (m.pattern if not any(ch in m.pattern for ch in WILDCARDS) else None))]
+        targets += list(m.fallbacks)
+        for t in targets:
+            if t.backend == LOCAL and t.model:
+                names[t.model] = t.model
+    return names

@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from mlxgw import __version__
-from mlxgw.cli import config_cmd, creds, keys, mappings, requests, serve
+from mlxgw.cli import config_cmd, creds, keys, mappings, models, requests, serve
 from mlxgw.cli.output import fail
 from mlxgw.errors import MlxgwError
 
@@ -55,6 +55,7 @@ app.add_typer(mappings.app, name="map")
 app.add_typer(creds.app, name="creds")
 app.add_typer(keys.app, name="keys")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(models.app, name="models")
 serve.register(app)
 requests.register(app)
 

@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from mlxgw import routing
 from mlxgw.backends.base import Backend
 from mlxgw.backends.registry import Registry
 from mlxgw.config import Settings
 from mlxgw.dispatcher import Dispatcher
-from mlxgw.server import middleware
+from mlxgw.server import admin, middleware
 from mlxgw.server.keys import DISPATCHER, REQUEST_LOG, SESSION, SETTINGS, STARTED, STATE
 from mlxgw.server.routes import add_routes
 from mlxgw.server.state import LiveState, watch
@@ -41,7 +42,7 @@ def create_app(
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
-        local_backend = local if local is not None else _default_local(workspace)
+        local_backend = local if local is not None else _local_backend(workspace.settings, lambda: state.mappings)
         registry = Registry(session, workspace.vault, local=local_backend, extra=backends)
         state = LiveState(workspace, registry)
         state.load()
@@ -61,8 +62,18 @@ def create_app(
 
     app.cleanup_ctx.append(resources)
     add_routes(app)
+    admin.add_routes(app)
     return app
 
 
-def _default_local(workspace: Workspace) -> Backend | None:
-    return None
+def _local_backend(settings: Settings, mappings) -> Backend:
+    from mlxgw.backends.local import LocalBackend  # the worker client; MLX itself loads only in the worker
+
+    local = settings.local
+    return LocalBackend(
+        models=lambda: routing.local_models(mappings()),
+        max_loaded_models=local.max_loaded_models,
+        memory_limit_gb=local.memory_limit_gb,
+        idle_unload_s=local.idle_unload_s,
+        first_byte_timeout_s=local.policy.first_byte_timeout_s,
+    )

@@ -1,0 +1,111 @@
+"""`mlxgw models`: local MLX models — the offline demo model, what is configured, what is loaded."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+import typer
+from rich.table import Table
+
+from mlxgw import paths, routing
+from mlxgw.cli import daemon
+from mlxgw.cli.output import console, emit_json, err_console
+from mlxgw.config import ConfigEditor, MappingSettings
+from mlxgw.errors import MlxgwError
+from mlxgw.store.mappings import load_mappings
+from mlxgw.workspace import Workspace
+
+app = typer.Typer(help="Local MLX models.", no_args_is_help=True)
+
+
+@app.command("demo")
+def demo(
+    directory: Path | None = typer.Argument(None, help="Where to build it (default: <home>/models/demo)."),
+    no_map: bool = typer.Option(False, "--no-map", help="Do not add the mapping demo -> local."),
+) -> None:
+    """Build the tiny offline demo model (random weights, nothing downloaded) and map it as `demo`."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "PyTorch was not found" banner
+    from mlxgw.worker.demo import build_demo_model
+
+    target = (directory or paths.models_dir() / "demo").expanduser().resolve()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err_console, transient=True) as bar:
+        task = bar.add_task("building the demo model", total=None)
+        build_demo_model(target, progress=lambda line: bar.update(task, description=line))
+    console.print(f"demo model ready in {target}", highlight=False)
+    if no_map:
+        return
+    ws = Workspace.open()
+    existing = next((m for m in ws.settings.mappings if m.pattern == "demo"), None)
+    if existing is not None:
+        if existing.backend != "local" or existing.model != str(target):
+            err_console.print(f"[yellow]note:[/] a mapping for 'demo' already exists ({existing.backend}:{existing.model}); left as is", highlight=False)
+        return
+    editor = ConfigEditor(ws.config_path)
+    editor.add_mapping(MappingSettings("demo", "local", str(target)))
+    editor.save()
+    ws.resync()
+    console.print(f"mapped [bold]demo[/] → local:{target}", highlight=False)
+
+
+def _when(ts: float | None) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else "—"
+
+
+@app.command("list")
+def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Configured local models: loaded or not, memory, last used."""
+    ws = Workspace.open()
+    configured = routing.local_models(load_mappings())
+    loaded: dict[str, dict] = {}
+    reachable = daemon.running(ws.settings)
+    if reachable:
+        status = daemon.call(ws.settings, "GET", "/mlxgw/models")
+        loaded = {m["name"]: m for m in (status.get("worker") or {}).get("models", [])}
+    rows = [
+        {
+            "name": name,
+            "loaded": name in loaded,
+            "memory_bytes": loaded.get(name, {}).get("memory_bytes"),
+            "last_used": loaded.get(name, {}).get("last_used"),
+            "active_sequences": loaded.get(name, {}).get("active_sequences", 0),
+        }
+        for name in sorted(set(configured) | set(loaded))
+    ]
+    if as_json:
+        emit_json({"daemon_running": reachable, "models": rows})
+        return
+    table = Table("model", "loaded", "memory", "last used", "generating")
+    for r in rows:
+        memory = f"{r['memory_bytes'] / 2**20:.1f} MiB" if r["memory_bytes"] else "—"
+        table.add_row(r["name"], "yes" if r["loaded"] else "no", memory, _when(r["last_used"]), str(r["active_sequences"]))
+    console.print(table)
+    if not reachable:
+        err_console.print("[dim]daemon not running: load state unknown[/]")
+
+
+def _named(name: str) -> str:
+    if name not in routing.local_models(load_mappings()):
+        raise MlxgwError(f"no mapping names a local model {name!r} (see `mlxgw models list`)")
+    return quote(name, safe="")
+
+
+@app.command("load")
+def load(name: str = typer.Argument(..., help="A local model as `models list` names it.")) -> None:
+    """Load a local model in the running daemon now."""
+    ws = Workspace.open()
+    with console.status(f"loading {name}…"):
+        daemon.call(ws.settings, "POST", f"/mlxgw/models/{_named(name)}/load", timeout=600)
+    console.print(f"loaded [bold]{name}[/]", highlight=False)
+
+
+@app.command("unload")
+def unload(name: str = typer.Argument(..., help="A local model as `models list` names it.")) -> None:
+    """Unload a local model from the running daemon."""
+    ws = Workspace.open()
+    result = daemon.call(ws.settings, "POST", f"/mlxgw/models/{_named(name)}/unload")
+    console.print(f"{name}: {result.get('result')}", highlight=False)
