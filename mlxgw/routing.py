@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from pathlib import Path
 
+from mlxgw import paths
 from mlxgw.config import LOCAL, MAX_CHAIN, MappingSettings, Target
 
 WILDCARDS = "*?["
@@ -68,5 +70,15 @@ def local_models(mappings: tuple[MappingSettings, ...] | list[MappingSettings]) 
         targets += list(m.fallbacks)
         for t in targets:
             if t.backend == LOCAL and t.model:
-                names[t.model] = t.model
+                names[t.model] = local_path(t.model)
     return names
+
+
+def local_path(model: str) -> str:
+    """Where a local model name points: a folder under <home>/models by that name, else the name
+    itself (a directory, or a Hugging Face repo id)."""
+    if not model.startswith(("/", "~", ".")):
+        candidate = paths.models_dir() / model
+        if candidate.is_dir():
+            return str(candidate)
+    return str(Path(model).expanduser()) if model.startswith("~") else model

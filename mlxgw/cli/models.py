@@ -33,6 +33,8 @@ def demo(
     from mlxgw.worker.demo import build_demo_model
 
     target = (directory or paths.models_dir() / "demo").expanduser().resolve()
+    # In the default place the mapping can say just "demo" (resolved under <home>/models).
+    model = "demo" if directory is None else str(target)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err_console, transient=True) as bar:
         task = bar.add_task("building the demo model", total=None)
         build_demo_model(target, progress=lambda line: bar.update(task, description=line))
@@ -42,14 +44,14 @@ def demo(
     ws = Workspace.open()
     existing = next((m for m in ws.settings.mappings if m.pattern == "demo"), None)
     if existing is not None:
-        if existing.backend != "local" or existing.model != str(target):
+        if existing.backend != "local" or existing.model != model:
             err_console.print(f"[yellow]note:[/] a mapping for 'demo' already exists ({existing.backend}:{existing.model}); left as is", highlight=False)
         return
     editor = ConfigEditor(ws.config_path)
-    editor.add_mapping(MappingSettings("demo", "local", str(target)))
+    editor.add_mapping(MappingSettings("demo", "local", model))
     editor.save()
     ws.resync()
-    console.print(f"mapped [bold]demo[/] → local:{target}", highlight=False)
+    console.print(f"mapped [bold]demo[/] → local:{model}", highlight=False)
 
 
 def _when(ts: float | None) -> str:

@@ -95,3 +95,14 @@ def test_removing_every_mapping_then_adding_again(mlxgw_home):
     cli("map", "remove", "a")
     cli("map", "add", "b", "local", "-m", "/m/b")
     assert [m.pattern for m in config.load(mlxgw_home / "config.toml").mappings] == ["b"]
+
+
+def test_annotated_example_config_is_valid(mlxgw_home):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "config" / "mlxgw.example.toml"
+    settings = config.load(example)
+    assert settings.backends["groq"].policy.max_tries == 3
+    assert settings.backends["openai"].policy.max_tries == 2
+    assert [m.pattern for m in settings.mappings] == ["demo", "gpt-*", "claude-*"]
+    assert settings.mappings[2].fallback_on == ("context_length",)
