@@ -181,10 +181,16 @@ class LocalBackend:
             if self._crashes:
                 delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (self._crashes - 1))
                 await asyncio.sleep(max(0.0, self._died_at + delay - time.monotonic()))
-            worker = await WorkerProcess.spawn(self._argv(), worker_env(self.settings.env))
+            try:
+                worker = await WorkerProcess.spawn(self._argv(), worker_env(self.settings.env))
+            except OSError as e:  # e.g. the configured python does not exist
+                raise UpstreamError(
+                    "unavailable", f"the local worker did not start: {e}", backend=self.name, retryable=True
+                ) from e
             try:
                 await asyncio.wait_for(asyncio.shield(worker.ready), self.settings.first_byte_timeout_s)
             except (TimeoutError, ConnectionError) as e:
+                worker.ready.cancel()
                 worker.kill()
                 await worker.close(timeout=1)
                 self._crashes += 1

@@ -8,6 +8,7 @@ sequence of every busy model and sends what became text.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -53,7 +54,6 @@ class Job:
     min_p: float | None = None
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
-    parse_tools: bool = True
 
     @classmethod
     def from_frame(cls, frame: dict[str, Any]) -> Job:
@@ -154,6 +154,8 @@ class Engine:
                 self._error(rid, "invalid_request", f"unknown op {op!r}")
         except ModelUnavailable as e:
             self._unavailable(rid, e)
+        except (KeyError, TypeError) as e:  # a malformed frame fails alone
+            self._error(rid, "invalid_request", f"malformed {op!r} frame: {e!r}")
 
     def _count(self, frame: dict[str, Any]) -> None:
         tokenizer = self.pool.tokenizer(frame["path"])
@@ -189,7 +191,11 @@ class Engine:
                         self._unavailable(waiting.id, e)
                     continue
             self._pending.remove(job)
-            self._start(job, slot)
+            try:
+                self._start(job, slot)
+            except Exception as e:  # a bug or a model quirk: this request fails, the rest go on
+                log.exception("starting request %s failed", job.id)
+                self._error(job.id, "api_error", f"generation did not start: {e}", retryable=True)
 
     def _start(self, job: Job, slot: Slot) -> None:
         tokenizer = slot.tokenizer
@@ -209,8 +215,12 @@ class Engine:
                 code="context_length_exceeded",
             )
             return
-        room = limit - len(prompt) if limit is not None else FALLBACK_MAX_TOKENS
-        max_tokens = max(1, min(job.max_tokens or room, room))
+        if limit is None:
+            max_tokens = job.max_tokens or FALLBACK_MAX_TOKENS
+        else:
+            # Clamped, not refused: clients ask for more than small models hold (Claude Code: 128000).
+            max_tokens = min(job.max_tokens or limit, limit - len(prompt))
+        max_tokens = max(1, max_tokens)
 
         cache, rest = slot.prompt_cache.fetch_nearest_cache(slot.path, prompt)
         if not rest:
@@ -223,7 +233,7 @@ class Engine:
         cached = len(prompt) - len(rest)
 
         if job.seed is not None:
-            mx.random.seed(job.seed)
+            mx.random.seed(job.seed % 2**64)
         (uid,) = slot.batch.insert(
             [rest],
             max_tokens=[max_tokens],
@@ -236,7 +246,7 @@ class Engine:
             tokenizer.detokenizer,
             stops=job.stop,
             tools=job.tools,
-            parse_tools=job.parse_tools and bool(job.tools),
+            parse_tools=bool(job.tools),
             state=initial_state(tokenizer, prompt),
         )
         seq = Sequence(job, slot, uid, output)
@@ -252,12 +262,11 @@ class Engine:
     @staticmethod
     def _sampler(job: Job, slot: Slot):
         defaults = slot.sampling
-        temperature = job.temperature if job.temperature is not None else defaults["temperature"]
-        return make_sampler(
-            temperature,
-            top_p=job.top_p if job.top_p is not None else defaults.get("top_p", 0.0),
-            min_p=job.min_p if job.min_p is not None else defaults.get("min_p", 0.0),
-            top_k=job.top_k if job.top_k is not None else int(defaults.get("top_k", 0)),
+        return _sampler(
+            job.temperature if job.temperature is not None else defaults["temperature"],
+            job.top_p if job.top_p is not None else defaults.get("top_p", 0.0),
+            job.min_p if job.min_p is not None else defaults.get("min_p", 0.0),
+            job.top_k if job.top_k is not None else int(defaults.get("top_k", 0)),
         )
 
     # ---- decoding -----------------------------------------------------------------------
@@ -396,3 +405,9 @@ class Engine:
                 "cache_bytes": mx.get_cache_memory(),
             },
         }
+
+
+@functools.lru_cache(maxsize=64)
+def _sampler(temperature: float, top_p: float, min_p: float, top_k: int):
+    """One sampler per setting: sequences that share a sampler object are sampled in one call."""
+    return make_sampler(temperature, top_p=top_p, min_p=min_p, top_k=top_k)

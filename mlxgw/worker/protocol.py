@@ -3,7 +3,7 @@
 Daemon → worker, each with an integer `id` chosen by the daemon (unique per worker):
 
     {"op": "generate", "id", "name", "path", "messages", "tools", "max_tokens", "temperature",
-     "top_p", "top_k", "min_p", "stop", "seed", "parse_tools"}
+     "top_p", "top_k", "min_p", "stop", "seed"}
     {"op": "cancel", "id"}                      the request's sequence leaves the batch at once
     {"op": "count", "id", "name", "path", "messages", "tools"}
     {"op": "load" | "unload", "id", "name", "path"}

@@ -230,3 +230,12 @@ async def test_close_stops_the_worker(own_backend):
         os.kill(pid, 0)
     assert (await local.status())["running"] is False
     assert isinstance((await run(local, chat(max_tokens=4)))[-1], Finish)  # and it comes back on use
+
+
+@pytest.mark.parametrize("python", ["/nonexistent/python3", "/bin/false"])
+async def test_a_worker_that_cannot_start_is_a_retryable_error(own_backend, python):
+    local = own_backend(python=python)
+    with pytest.raises(UpstreamError) as caught:
+        await run(local, chat(max_tokens=4))
+    assert (caught.value.kind, caught.value.retryable) == ("unavailable", True)
+    assert "did not start" in caught.value.message
