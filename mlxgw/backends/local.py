@@ -48,6 +48,11 @@ class LocalBackend:
 
     Only those names load: any other model, a path included, fails with a retryable
     `not_found` error so the dispatcher can go elsewhere.
+
+    Sampling: temperature 0 is greedy; a request without a temperature (or top_p, top_k, min_p)
+    gets the model's generation_config.json value, else temperature 1.0 (the OpenAI and Anthropic
+    default). A request with a seed runs alone, so it is reproducible. max_tokens defaults to,
+    and is clamped to, what the context leaves after the prompt.
     """
 
     name = "local"

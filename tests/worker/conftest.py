@@ -23,7 +23,7 @@ def demo_tokenizer(demo_dir):
     return load_tokenizer(demo_dir)
 
 
-def make_backend(models: dict[str, str], **settings) -> LocalBackend:
+def make_backend(models, **settings) -> LocalBackend:
     settings.setdefault("first_byte_timeout_s", 30.0)
     return LocalBackend(models=models, **settings)
 
@@ -42,7 +42,7 @@ async def own_backend(demo_dir):
     """A worker of the test's own, for tests that kill it or read its counters from zero."""
     backends = []
 
-    def make(models: dict[str, str] | None = None, **settings) -> LocalBackend:
+    def make(models=None, **settings) -> LocalBackend:
         local = make_backend(models or {"demo": str(demo_dir)}, **settings)
         backends.append(local)
         return local

@@ -140,7 +140,8 @@ async def test_only_mapped_names_load(own_backend, demo_dir, name):
 
 
 async def test_a_missing_model_is_unavailable_not_downloaded(own_backend, tmp_path):
-    local = own_backend({"gone": str(tmp_path / "nowhere"), "repo": "mlxgw-tests/not-a-cached-model"})
+    # The mapping may be a callable, read on each request (the config reloads live).
+    local = own_backend(lambda: {"gone": str(tmp_path / "nowhere"), "repo": "mlxgw-tests/not-a-cached-model"})
     for model in ("gone", "repo"):
         with pytest.raises(UpstreamError) as caught:
             await run(local, chat(), model=model)
