@@ -37,6 +37,8 @@ async def read_json(request: web.Request) -> object:
         raise GatewayError("invalid_request", "request body is not valid UTF-8") from None
     except ValueError as exc:
         raise GatewayError("invalid_request", f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise GatewayError("invalid_request", "request body is nested too deeply") from None
 
 
 class Ledger:

@@ -10,7 +10,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.fakes.upstream import Reply
+from tests.fakes.upstream import Reply, refused_url
 from tests.foundation.helpers import cli
 from tests.gateway.conftest import start_gateway
 from tests.gateway.helpers import (
@@ -76,8 +76,16 @@ both = pytest.mark.parametrize("protocol", ["openai", "anthropic"])
 @both
 @pytest.mark.parametrize(
     "raw",
-    [b'{"model": "gpt-4o", "messages": [', b"not json at all", b"", b"\xff\xfe\x00garbage", b"[1, 2, 3]"],
-    ids=["truncated", "text", "empty", "not-utf8", "array"],
+    [
+        b'{"model": "gpt-4o", "messages": [',
+        b"not json at all",
+        b"",
+        b"\xff\xfe\x00garbage",
+        b"[1, 2, 3]",
+        b"[" * 50_000,
+        b'{"model": "gpt-4o", "messages": ' + b"[" * 5_000 + b"]" * 5_000 + b"}",
+    ],
+    ids=["truncated", "text", "empty", "not-utf8", "array", "deep-unclosed", "deep-valid"],
 )
 async def test_malformed_body_is_400(gateway, protocol, raw):
     r = await post(gateway.url + PATHS[protocol], data=raw, headers=HEADERS[protocol])
@@ -261,6 +269,37 @@ async def test_sdk_with_retries_does_not_multiply_a_429(gateway, client):
     tries_per_client_request = len(up.requests)
     up.replies.clear()
     assert tries_per_client_request <= 2  # the gateway's own tries only; the SDK did not come back
+
+
+@pytest.mark.parametrize(("client", "up_kind"), PAIRS, ids=PAIR_IDS)
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("failure", ["500", "malformed"])
+async def test_a_broken_upstream_is_a_502_never_a_500(gateway, client, up_kind, stream, failure):
+    up = upstream(gateway, up_kind)
+    up.push(*[Reply(status=500) if failure == "500" else Reply(malformed=True, text="a b c d e f")] * 5)
+    body = {**_valid(client, MODEL_FOR[up_kind]), "stream": stream}
+    r = await post(gateway.url + PATHS[client], body, headers=HEADERS[client])
+    up.replies.clear()
+    if stream and failure == "malformed":
+        # The fakes break the stream halfway, after text has begun: an in-stream error (see test_stream_errors).
+        assert r.status == 200
+        return
+    assert_error(r, client, 502)
+    assert r.headers["x-should-retry"] == "false"
+
+
+@both
+async def test_an_unreachable_upstream_is_a_502(gateway, protocol):
+    cli("creds", "set", "dead", "--type", "openai", "--base-url", refused_url("/v1"), input="sk-dead\n")
+    cli("map", "add", "dead-model", "dead")
+    r = None
+    for _ in range(100):
+        r = await post(gateway.url + PATHS[protocol], _valid(protocol, "dead-model"), headers=HEADERS[protocol])
+        if r.status != 404:
+            break
+        await asyncio.sleep(0.05)
+    message = assert_error(r, protocol, 502)
+    assert "dead" in message
 
 
 # ---- request ids on everything -----------------------------------------------------------------
