@@ -257,7 +257,8 @@ class Engine:
         self.stats.requests += 1
         self.stats.prompt_tokens += len(prompt)
         self.stats.cached_prompt_tokens += cached
-        self._events(job.id, [Start(input_tokens=len(prompt), cache_read_tokens=cached)], urgent=True)
+        # Anthropic semantics (see canonical.Usage): input_tokens is the part not read from the cache.
+        self._events(job.id, [Start(input_tokens=len(prompt) - cached, cache_read_tokens=cached)], urgent=True)
 
     @staticmethod
     def _sampler(job: Job, slot: Slot):
