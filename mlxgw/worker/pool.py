@@ -18,7 +18,7 @@ import mlx.core as mx
 from mlx.utils import tree_flatten
 from mlx_lm import load
 from mlx_lm.generate import BatchGenerator
-from mlx_lm.models.cache import LRUPromptCache
+from mlx_lm.models.cache import LRUPromptCache, make_prompt_cache
 from mlx_lm.utils import load_tokenizer
 
 from mlxgw.worker.output import TextRules
@@ -56,6 +56,9 @@ class Slot:
         self.name = name
         self.path = path
         model, tokenizer, config = load(str(directory), return_config=True)
+        if not all(hasattr(c, "merge") for c in make_prompt_cache(model)):
+            # Everything here decodes through the batch generator, which needs mergeable caches.
+            raise ModelUnavailable(f"model {name!r} has a KV cache that cannot be batched")
         self.model = model
         self.tokenizer = tokenizer
         self.rules = TextRules.for_tokenizer(tokenizer)
@@ -163,6 +166,8 @@ class ModelPool:
         started = time.monotonic()
         try:
             slot = Slot(name, path, directory, prompt_cache_bytes=self.prompt_cache_bytes)
+        except ModelUnavailable:
+            raise
         except Exception as e:
             raise ModelUnavailable(f"model {name!r} did not load: {e}") from e
         log.info("loaded %s from %s in %.1f s", name, directory, time.monotonic() - started)

@@ -139,10 +139,18 @@ async def test_only_mapped_names_load(own_backend, demo_dir, name):
     assert (await local.status())["running"] is False  # nothing was loaded, not even a worker
 
 
-async def test_a_missing_model_is_unavailable_not_downloaded(own_backend, tmp_path):
+async def test_a_missing_or_broken_model_is_unavailable_not_downloaded(own_backend, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    models = {
+        "gone": str(tmp_path / "nowhere"),
+        "repo": "mlxgw-tests/not-a-cached-model",
+        "broken": str(broken),
+    }
     # The mapping may be a callable, read on each request (the config reloads live).
-    local = own_backend(lambda: {"gone": str(tmp_path / "nowhere"), "repo": "mlxgw-tests/not-a-cached-model"})
-    for model in ("gone", "repo"):
+    local = own_backend(lambda: models)
+    for model in models:
         with pytest.raises(UpstreamError) as caught:
             await run(local, chat(), model=model)
         error = caught.value
