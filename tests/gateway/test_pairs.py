@@ -397,3 +397,67 @@ async def test_sync_clients(gateway, client, up_kind, stream):
 
     text, input_tokens = await asyncio.to_thread(run_openai if client == "openai" else run_anthropic)
     assert (text, input_tokens) == ("sync hello", 9)
+
+
+# ---- translation details PROTOCOLS.md names -----------------------------------------------------
+
+
+async def test_openai_client_to_anthropic_upstream_details(gateway):
+    up = gateway.anthropic_up
+    await ask(
+        gateway,
+        "openai",
+        stream=False,
+        model="claude-sonnet-4-6",
+        messages=[
+            {"role": "system", "content": "First rule."},
+            {"role": "developer", "content": "Second rule."},
+            {"role": "user", "content": "hi"},
+            {"role": "user", "content": "again"},
+        ],
+        temperature=1.7,
+        tools=TOOLS_OPENAI,
+        tool_choice={"type": "function", "function": {"name": "get_time"}},
+        parallel_tool_calls=False,
+        stop="END",
+    )
+    sent = up.requests[-1].json
+    system_text = sent["system"] if isinstance(sent["system"], str) else " ".join(b["text"] for b in sent["system"])
+    assert "First rule." in system_text and "Second rule." in system_text
+    assert [m["role"] for m in sent["messages"]] == ["user"]  # consecutive user turns merged
+    assert sent["temperature"] == 1  # clamped to Anthropic's range
+    assert sent["max_tokens"] > 0
+    assert sent["tool_choice"] == {"type": "tool", "name": "get_time", "disable_parallel_tool_use": True}
+    assert sent["stop_sequences"] == ["END"]
+
+    await ask(gateway, "openai", stream=False, model="claude-x", messages=[{"role": "user", "content": "x"}], tools=TOOLS_OPENAI, tool_choice="required")
+    assert up.requests[-1].json["tool_choice"] == {"type": "any"}
+
+
+async def test_anthropic_client_to_openai_upstream_details(gateway):
+    up = gateway.openai_up
+    base = {"model": "gpt-4o", "max_tokens": 99, "messages": [{"role": "user", "content": "x"}], "tools": TOOLS_ANTHROPIC}
+    await ask(gateway, "anthropic", stream=False, **base, tool_choice={"type": "any"}, system="Sys A")
+    sent = up.requests[-1].json
+    assert sent["tool_choice"] == "required"
+    assert sent["messages"][0] == {"role": "system", "content": "Sys A"}
+    assert sent["max_tokens"] == 99 or sent.get("max_completion_tokens") == 99
+    await ask(gateway, "anthropic", stream=False, **base, tool_choice={"type": "tool", "name": "get_weather"})
+    assert up.requests[-1].json["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+
+
+@streamed
+async def test_cached_tokens_are_translated_both_ways(gateway, stream):
+    usage = Usage(input_tokens=10, output_tokens=2, cache_read_tokens=100, cache_creation_tokens=5)
+    gateway.anthropic_up.push(Reply(text="hi", usage=usage))
+    ans = await ask(gateway, "openai", stream=stream, **_request("openai", "claude-x"))
+    chunk_or_completion = ans.raw[-1] if stream else ans.raw
+    assert chunk_or_completion.usage.prompt_tokens == 115  # OpenAI counts cached prompt tokens in
+    assert chunk_or_completion.usage.prompt_tokens_details.cached_tokens == 100
+    assert ans.output_tokens == 2
+
+    gateway.openai_up.push(Reply(text="hi", usage=usage))
+    ans = await ask(gateway, "anthropic", stream=stream, **_request("anthropic", "gpt-4o"))
+    u = ans.raw.usage
+    assert (u.input_tokens + (u.cache_creation_input_tokens or 0), u.cache_read_input_tokens) == (15, 100)
+    assert u.output_tokens == 2

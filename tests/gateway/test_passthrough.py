@@ -124,3 +124,15 @@ async def test_the_upstream_key_is_the_decrypted_one_from_creds_set(gateway):
     assert gateway.anthropic_up.requests[-1].header("x-api-key") == ANTHROPIC_KEY
     for rec in (gateway.openai_up.requests[-1], gateway.anthropic_up.requests[-1]):
         _no_client_key_upstream(rec)
+
+
+async def test_a_new_upstream_key_is_used_without_restart(gateway):
+    cli("creds", "set", "oa", "--type", "openai", "--base-url", gateway.openai_up.url, input="sk-rotated-key-0003\n")
+    gateway.openai_up.require_key = "sk-rotated-key-0003"
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+
+    async def accepted():
+        return (await post(gateway.url + "/v1/chat/completions", body)).status == 200
+
+    await eventually(accepted, timeout=5)
+    assert gateway.openai_up.requests[-1].bearer == "sk-rotated-key-0003"

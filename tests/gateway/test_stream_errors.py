@@ -123,3 +123,18 @@ async def test_a_client_that_hangs_up_cancels_the_upstream_request(gateway, clie
             seen += await asyncio.wait_for(resp.content.readany(), 5)
         resp.close()  # hang up mid-answer
     await eventually(lambda: up.requests and up.requests[-1].disconnected, timeout=5)
+
+
+@pair
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_a_client_that_hangs_up_while_waiting_cancels_the_upstream_request(gateway, client, up_kind, stream):
+    """Before any byte came back (a slow upstream, or a whole answer being waited for)."""
+    up = upstream(gateway, up_kind)
+    up.push(Reply(text="late", delay_s=30))
+    body = {**_stream_body(client, MODEL_FOR[up_kind]), "stream": stream}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        request = asyncio.create_task(session.post(gateway.url + PATHS[client], json=body, headers=HEADERS[client]))
+        await up.wait_for_requests(1)
+        request.cancel()
+        await asyncio.gather(request, return_exceptions=True)
+    await eventually(lambda: up.requests[-1].disconnected, timeout=5)
