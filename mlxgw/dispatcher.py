@@ -95,7 +95,10 @@ class Dispatcher:
         route = routing.resolve(model, mappings)
         if route is None:
             known = routing.listed_models(mappings)
-            hint = f"; available: {', '.join(known)}" if known else "; no models are mapped yet (see `mlxgw map add`)"
+            patterns = [m.pattern for m in routing.ordered(mappings) if m.pattern not in known]
+            hints = [f"available: {', '.join(known)}"] if known else []
+            hints += [f"mapped patterns: {', '.join(patterns)}"] if patterns else []
+            hint = "; " + "; ".join(hints or ["no models are mapped yet (see `mlxgw map add`)"])
             raise GatewayError("not_found", f"model {model!r} is not mapped{hint}", param="model", code="model_not_found")
         return route
 

@@ -112,7 +112,14 @@ WRONG_TYPES = {
         ({"stop_sequences": 7}, "stop_sequences"),
         ({"system": 12}, "system"),
         ({"messages": [{"role": "user", "content": [{"type": "text", "text": 3}]}]}, "text"),
-        ({"messages": [{"role": "user", "content": [{"type": "tool_use", "id": "t", "name": "n", "input": "x"}]}]}, "input"),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "tool_use", "id": "t", "name": "n", "input": "x"}]}
+                ]
+            },
+            "input",
+        ),
     ],
 }
 
@@ -148,7 +155,9 @@ async def test_unmapped_model_is_404_listing_the_mapped_models(gateway, protocol
     cli("map", "add", "house-claude", "an")
     r = None
     for _ in range(100):  # the running gateway picks the mappings up within ~0.2 s
-        r = await post(gateway.url + PATHS[protocol], _valid(protocol, "llama-9000"), headers=HEADERS[protocol])
+        r = await post(
+            gateway.url + PATHS[protocol], _valid(protocol, "llama-9000"), headers=HEADERS[protocol]
+        )
         if "house-claude" in r.body.decode():
             break
         await asyncio.sleep(0.05)
@@ -161,7 +170,6 @@ async def test_unmapped_model_is_404_listing_the_mapped_models(gateway, protocol
 
 
 @both
-@pytest.mark.xfail(reason="dispatcher: with only wildcard mappings the 404 says 'no models are mapped yet' instead of naming the patterns", strict=True)
 async def test_unmapped_model_hint_names_wildcard_patterns(gateway, protocol):
     r = await post(gateway.url + PATHS[protocol], _valid(protocol, "llama-9000"), headers=HEADERS[protocol])
     message = assert_error(r, protocol, 404)
@@ -228,7 +236,11 @@ async def test_body_over_the_size_limit_is_413(mlxgw_home, protocol):
 async def test_upstream_401_is_a_gateway_configuration_problem(gateway, client, up_kind, stream):
     up = upstream(gateway, up_kind)
     up.push(*[Reply(status=401)] * 3)
-    r = await post(gateway.url + PATHS[client], {**_valid(client, MODEL_FOR[up_kind]), "stream": stream}, headers=HEADERS[client])
+    r = await post(
+        gateway.url + PATHS[client],
+        {**_valid(client, MODEL_FOR[up_kind]), "stream": stream},
+        headers=HEADERS[client],
+    )
     message = assert_error(r, client, 502)
     assert "creds set" in message and ("oa" if up_kind == "openai" else "an") in message
     assert r.headers.get("x-should-retry") == "false"
@@ -249,11 +261,27 @@ async def test_upstream_400_is_relayed_as_400(gateway, client, up_kind):
 async def test_upstream_429_is_429_and_tells_the_sdk_not_to_retry(gateway, client, up_kind, stream):
     up = upstream(gateway, up_kind)
     up.push(*[Reply(status=429)] * 5)
-    r = await post(gateway.url + PATHS[client], {**_valid(client, MODEL_FOR[up_kind]), "stream": stream}, headers=HEADERS[client])
+    r = await post(
+        gateway.url + PATHS[client],
+        {**_valid(client, MODEL_FOR[up_kind]), "stream": stream},
+        headers=HEADERS[client],
+    )
     assert_error(r, client, 429)
     assert r.headers["x-should-retry"] == "false"
     if client == "openai":
         assert r.json["error"]["type"] == "rate_limit_error"
+
+
+@pytest.mark.parametrize(("client", "up_kind"), PAIRS, ids=PAIR_IDS)
+async def test_a_long_retry_after_is_relayed_to_the_client(gateway, client, up_kind):
+    up = upstream(gateway, up_kind)
+    up.push(*[Reply(status=429, retry_after=30)] * 3)
+    r = await post(gateway.url + PATHS[client], _valid(client, MODEL_FOR[up_kind]), headers=HEADERS[client])
+    up.replies.clear()
+    assert_error(r, client, 429)
+    assert r.headers["retry-after"] == "30"
+    assert r.headers["x-should-retry"] == "false"
+    assert len(up.requests) == 1  # too long to wait for within the request: not retried
 
 
 @pytest.mark.parametrize("client", ["openai", "anthropic"])
@@ -294,7 +322,9 @@ async def test_an_unreachable_upstream_is_a_502(gateway, protocol):
     cli("map", "add", "dead-model", "dead")
     r = None
     for _ in range(100):
-        r = await post(gateway.url + PATHS[protocol], _valid(protocol, "dead-model"), headers=HEADERS[protocol])
+        r = await post(
+            gateway.url + PATHS[protocol], _valid(protocol, "dead-model"), headers=HEADERS[protocol]
+        )
         if r.status != 404:
             break
         await asyncio.sleep(0.05)
@@ -309,7 +339,11 @@ async def test_an_unreachable_upstream_is_a_502(gateway, protocol):
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 async def test_success_carries_request_ids(gateway, protocol, stream):
     for model in ("gpt-4o", "claude-x"):
-        r = await post(gateway.url + PATHS[protocol], {**_valid(protocol, model), "stream": stream}, headers=HEADERS[protocol])
+        r = await post(
+            gateway.url + PATHS[protocol],
+            {**_valid(protocol, model), "stream": stream},
+            headers=HEADERS[protocol],
+        )
         assert r.status == 200
         assert r.headers["request-id"] and r.headers["x-request-id"] == r.headers["request-id"]
     for path in ("/v1/models", "/health"):
