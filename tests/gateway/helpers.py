@@ -40,7 +40,9 @@ async def ask_openai(client, *, stream: bool, **kw) -> Answer:
         m = r.choices[0].message
         return Answer(
             text=m.content or "",
-            tool_calls=[(tc.id, tc.function.name, json.loads(tc.function.arguments)) for tc in m.tool_calls or []],
+            tool_calls=[
+                (tc.id, tc.function.name, json.loads(tc.function.arguments)) for tc in m.tool_calls or []
+            ],
             finish=r.choices[0].finish_reason,
             input_tokens=r.usage.prompt_tokens if r.usage else None,
             output_tokens=r.usage.completion_tokens if r.usage else None,
@@ -140,7 +142,9 @@ class Raw:
         return [json.loads(d) for _, d in self.frames() if d and d != "[DONE]"]
 
 
-async def post(url: str, body: Any = None, *, data: bytes | None = None, headers: dict | None = None, timeout: float = 10) -> Raw:
+async def post(
+    url: str, body: Any = None, *, data: bytes | None = None, headers: dict | None = None, timeout: float = 10
+) -> Raw:
     """POST with aiohttp and read the whole answer (streams included), bounded."""
     raw = data if data is not None else json.dumps(body).encode()
     h = {"content-type": "application/json", **(headers or {})}

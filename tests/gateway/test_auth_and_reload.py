@@ -14,8 +14,14 @@ from tests.gateway.conftest import ANTHROPIC_KEY, OPENAI_KEY
 from tests.gateway.helpers import eventually, get, post
 
 CHAT = {
-    "openai": ("/v1/chat/completions", {"model": "claude-x", "messages": [{"role": "user", "content": "hi"}]}),
-    "anthropic": ("/v1/messages", {"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+    "openai": (
+        "/v1/chat/completions",
+        {"model": "claude-x", "messages": [{"role": "user", "content": "hi"}]},
+    ),
+    "anthropic": (
+        "/v1/messages",
+        {"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+    ),
 }
 
 
@@ -53,8 +59,12 @@ async def test_client_keys(gateway):
         _assert_401(await post(gateway.url + path, body), protocol)
         _assert_401(await post(gateway.url + path, body, headers={"authorization": "Bearer wrong"}), protocol)
         _assert_401(await post(gateway.url + path, body, headers={"x-api-key": key + "x"}), protocol)
-        _assert_401(await post(gateway.url + path, body, headers={"authorization": key}), protocol)  # no "Bearer"
-    _assert_401(await get(gateway.url + "/v1/models", headers={"anthropic-version": "2023-06-01"}), "anthropic")
+        _assert_401(
+            await post(gateway.url + path, body, headers={"authorization": key}), protocol
+        )  # no "Bearer"
+    _assert_401(
+        await get(gateway.url + "/v1/models", headers={"anthropic-version": "2023-06-01"}), "anthropic"
+    )
     _assert_401(await get(gateway.url + "/v1/models"), "openai")
     r = await post(gateway.url + "/v1/messages/count_tokens", {"model": "claude-x", "messages": []})
     _assert_401(r, "anthropic")
@@ -62,7 +72,11 @@ async def test_client_keys(gateway):
     assert len(gateway.openai_up.requests) + len(gateway.anthropic_up.requests) == before
 
     for protocol, (path, body) in CHAT.items():
-        for headers in ({"authorization": f"Bearer {key}"}, {"x-api-key": key}, {"Authorization": f"bearer {key}"}):
+        for headers in (
+            {"authorization": f"Bearer {key}"},
+            {"x-api-key": key},
+            {"Authorization": f"bearer {key}"},
+        ):
             r = await post(gateway.url + path, body, headers=headers)
             assert r.status == 200, (protocol, headers, r.body)
             sent = (gateway.anthropic_up if protocol == "openai" else gateway.openai_up).requests[-1]
@@ -129,7 +143,9 @@ async def test_models_lists_non_wildcard_mappings_in_either_shape(gateway):
     assert r.json["object"] == "list"
     ids = [m["id"] for m in r.json["data"]]
     assert sorted(ids) == ["house-claude", "house-model"]  # gpt-* and claude-* are patterns, not models
-    assert all(m["object"] == "model" and isinstance(m["created"], int) and m["owned_by"] for m in r.json["data"])
+    assert all(
+        m["object"] == "model" and isinstance(m["created"], int) and m["owned_by"] for m in r.json["data"]
+    )
 
     r = await get(gateway.url + "/v1/models", headers={"anthropic-version": "2023-06-01"})
     assert r.status == 200
@@ -156,7 +172,9 @@ async def test_count_tokens_for_an_anthropic_upstream(gateway):
         "messages": [{"role": "user", "content": "How many tokens is this?"}],
         "tools": [{"name": "t", "input_schema": {"type": "object"}}],
     }
-    r = await post(gateway.url + "/v1/messages/count_tokens?beta=true", body, headers={"anthropic-version": "2023-06-01"})
+    r = await post(
+        gateway.url + "/v1/messages/count_tokens?beta=true", body, headers={"anthropic-version": "2023-06-01"}
+    )
     assert r.status == 200, r.body
     sent = gateway.anthropic_up.requests[-1]
     assert sent.path == "/v1/messages/count_tokens"
@@ -172,7 +190,9 @@ async def test_count_tokens_for_an_anthropic_upstream(gateway):
 
 async def test_count_tokens_for_an_openai_upstream_is_an_estimate(gateway):
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "word " * 400}]}
-    r = await post(gateway.url + "/v1/messages/count_tokens", body, headers={"anthropic-version": "2023-06-01"})
+    r = await post(
+        gateway.url + "/v1/messages/count_tokens", body, headers={"anthropic-version": "2023-06-01"}
+    )
     assert r.status == 200, r.body
     assert 300 <= r.json["input_tokens"] <= 1000
     assert not gateway.openai_up.requests
@@ -184,8 +204,10 @@ async def test_count_tokens_for_an_openai_upstream_is_an_estimate(gateway):
     ids=["unmapped", "no-model", "no-body"],
 )
 async def test_count_tokens_errors_are_anthropic_shaped(gateway, body, status):
-    r = await post(gateway.url + "/v1/messages/count_tokens", body) if body is not None else await post(
-        gateway.url + "/v1/messages/count_tokens", data=b"{"
+    r = (
+        await post(gateway.url + "/v1/messages/count_tokens", body)
+        if body is not None
+        else await post(gateway.url + "/v1/messages/count_tokens", data=b"{")
     )
     assert r.status == status
     assert r.json["type"] == "error" and r.json["error"]["type"]

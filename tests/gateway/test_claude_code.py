@@ -14,7 +14,14 @@ TOOL_NAMES = [
     "Task", "Bash", "Glob", "Grep", "LS", "Read", "Edit", "MultiEdit", "Write", "WebFetch", "TodoWrite", "WebSearch",
 ]  # fmt: skip
 
-ANTHROPIC_ONLY = {"thinking", "context_management", "output_config", "metadata", "cache_control", "anthropic_beta"}
+ANTHROPIC_ONLY = {
+    "thinking",
+    "context_management",
+    "output_config",
+    "metadata",
+    "cache_control",
+    "anthropic_beta",
+}
 
 
 def claude_code_request(model: str) -> dict:
@@ -38,8 +45,16 @@ def claude_code_request(model: str) -> dict:
         "max_tokens": 128000,
         "stream": True,
         "system": [
-            {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude.", "cache_control": {"type": "ephemeral"}},
-            {"type": "text", "text": "Working directory: /work/project", "cache_control": {"type": "ephemeral"}},
+            {
+                "type": "text",
+                "text": "You are Claude Code, Anthropic's official CLI for Claude.",
+                "cache_control": {"type": "ephemeral"},
+            },
+            {
+                "type": "text",
+                "text": "Working directory: /work/project",
+                "cache_control": {"type": "ephemeral"},
+            },
         ],
         "messages": [
             {

@@ -94,11 +94,28 @@ async def test_openai_stream_include_usage_gives_a_final_usage_chunk(gateway, up
 # ---- parallel tool calls, and their results going back -----------------------------------------
 
 TOOLS_OPENAI = [
-    {"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}},
-    {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "get_time",
+            "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}},
+        },
+    },
 ]
 TOOLS_ANTHROPIC = [
-    {"name": "get_weather", "description": "Weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}},
+    {
+        "name": "get_weather",
+        "description": "Weather",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
     {"name": "get_time", "input_schema": {"type": "object", "properties": {"tz": {"type": "string"}}}},
 ]
 CALLS = [("get_weather", {"city": "Paris", "unit": "celsius"}), ("get_time", {"tz": "Asia/Tokyo"})]
@@ -152,7 +169,12 @@ async def test_parallel_tool_calls_round_trip(gateway, client, up_kind, stream):
                     "role": "user",
                     "content": [
                         {"type": "tool_result", "tool_use_id": ids[0], "content": "14 degrees, sunny"},
-                        {"type": "tool_result", "tool_use_id": ids[1], "content": [{"type": "text", "text": "tz database unavailable"}], "is_error": True},
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": ids[1],
+                            "content": [{"type": "text", "text": "tz database unavailable"}],
+                            "is_error": True,
+                        },
                     ],
                 },
             ],
@@ -165,9 +187,9 @@ async def test_parallel_tool_calls_round_trip(gateway, client, up_kind, stream):
         msgs = sent["messages"]
         assert [m["role"] for m in msgs] == ["user", "assistant", "tool", "tool"]
         calls = msgs[1]["tool_calls"]
-        assert [(c["id"], c["type"], c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls] == [
-            (i, "function", n, a) for i, n, a in ans.tool_calls
-        ]
+        assert [
+            (c["id"], c["type"], c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls
+        ] == [(i, "function", n, a) for i, n, a in ans.tool_calls]
         assert msgs[2] == {"role": "tool", "tool_call_id": ids[0], "content": "14 degrees, sunny"}
         assert msgs[3]["role"] == "tool" and msgs[3]["tool_call_id"] == ids[1]
         assert "tz database unavailable" in msgs[3]["content"] and "error" in msgs[3]["content"].lower()
@@ -201,7 +223,9 @@ def _result_text(block: dict) -> str:
 
 async def test_interleaved_openai_calls_reach_an_anthropic_client_as_consecutive_blocks(gateway):
     """Raw SSE: each tool_use block opens, gets the whole JSON of its input and closes before the next."""
-    gateway.openai_up.push(Reply(tool_calls=[ToolCall(n, a) for n, a in CALLS], interleave=True, arg_chunks=4))
+    gateway.openai_up.push(
+        Reply(tool_calls=[ToolCall(n, a) for n, a in CALLS], interleave=True, arg_chunks=4)
+    )
     body = _request("anthropic", "gpt-4o", tools=TOOLS_ANTHROPIC, stream=True)
     raw = await post(gateway.url + "/v1/messages", body, headers=ANTHROPIC_HEADERS)
     events = [e for e in raw.events() if e["type"].startswith("content_block")]
@@ -236,12 +260,23 @@ async def test_image_reaches_the_upstream_in_its_own_format(gateway, client, up_
     up.push(Reply(text="a cat"))
     if client == "openai":
         url = f"data:image/png;base64,{PNG_B64}" if source == "base64" else IMAGE_URL
-        content = [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": url}}]
+        content = [
+            {"type": "text", "text": "what is this?"},
+            {"type": "image_url", "image_url": {"url": url}},
+        ]
         req = {"model": MODEL_FOR[up_kind], "messages": [{"role": "user", "content": content}]}
     else:
-        src = {"type": "base64", "media_type": "image/png", "data": PNG_B64} if source == "base64" else {"type": "url", "url": IMAGE_URL}
+        src = (
+            {"type": "base64", "media_type": "image/png", "data": PNG_B64}
+            if source == "base64"
+            else {"type": "url", "url": IMAGE_URL}
+        )
         content = [{"type": "text", "text": "what is this?"}, {"type": "image", "source": src}]
-        req = {"model": MODEL_FOR[up_kind], "max_tokens": 50, "messages": [{"role": "user", "content": content}]}
+        req = {
+            "model": MODEL_FOR[up_kind],
+            "max_tokens": 50,
+            "messages": [{"role": "user", "content": content}],
+        }
     ans = await ask(gateway, client, stream=False, **req)
     assert ans.text == "a cat"
     parts = up.requests[-1].json["messages"][-1]["content"]
@@ -283,17 +318,35 @@ async def test_thinking_signature_is_kept_byte_for_byte_in_anthropic_passthrough
 
     # The next turn sends the thinking block back; the upstream gets it unchanged.
     history = [b.model_dump(exclude_none=True) for b in ans.raw.content]
-    req["messages"] = [*req["messages"], {"role": "assistant", "content": history}, {"role": "user", "content": "and 7*8?"}]
+    req["messages"] = [
+        *req["messages"],
+        {"role": "assistant", "content": history},
+        {"role": "user", "content": "and 7*8?"},
+    ]
     await ask(gateway, "anthropic", stream=stream, **req)
     sent = up.requests[-1]
-    assert sent.json["messages"][1]["content"][0] == {"type": "thinking", "thinking": "Let me think. 6 times 7.", "signature": SIGNATURE}
-    assert json.dumps(SIGNATURE, ensure_ascii=False).encode() in sent.body or json.dumps(SIGNATURE).encode() in sent.body
+    assert sent.json["messages"][1]["content"][0] == {
+        "type": "thinking",
+        "thinking": "Let me think. 6 times 7.",
+        "signature": SIGNATURE,
+    }
+    assert (
+        json.dumps(SIGNATURE, ensure_ascii=False).encode() in sent.body
+        or json.dumps(SIGNATURE).encode() in sent.body
+    )
 
 
 @streamed
 async def test_anthropic_thinking_reaches_an_openai_client_as_reasoning_content(gateway, stream):
     gateway.anthropic_up.push(Reply(text="42", thinking=Thinking("six sevens", SIGNATURE)))
-    ans = await ask(gateway, "openai", stream=stream, model="claude-sonnet-4-6", messages=[{"role": "user", "content": "6*7?"}], reasoning_effort="low")
+    ans = await ask(
+        gateway,
+        "openai",
+        stream=stream,
+        model="claude-sonnet-4-6",
+        messages=[{"role": "user", "content": "6*7?"}],
+        reasoning_effort="low",
+    )
     assert ans.text == "42"
     assert ans.reasoning == "six sevens"
     sent = gateway.anthropic_up.requests[-1].json
@@ -313,7 +366,13 @@ async def test_signed_thinking_in_history_is_not_sent_to_an_openai_upstream(gate
     gateway.openai_up.push(Reply(text="56"))
     messages = [
         {"role": "user", "content": "6*7?"},
-        {"role": "assistant", "content": [{"type": "thinking", "thinking": "six sevens", "signature": SIGNATURE}, {"type": "text", "text": "42"}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "six sevens", "signature": SIGNATURE},
+                {"type": "text", "text": "42"},
+            ],
+        },
         {"role": "user", "content": "7*8?"},
     ]
     ans = await ask(gateway, "anthropic", stream=False, model="gpt-4o", max_tokens=100, messages=messages)
@@ -376,12 +435,18 @@ async def test_sync_clients(gateway, client, up_kind, stream):
     model = MODEL_FOR[up_kind]
 
     def run_openai() -> tuple[str, int | None]:
-        with openai.OpenAI(base_url=gateway.url + "/v1", api_key="client-key", max_retries=0, timeout=10) as c:
+        with openai.OpenAI(
+            base_url=gateway.url + "/v1", api_key="client-key", max_retries=0, timeout=10
+        ) as c:
             msgs = [{"role": "user", "content": "hi"}]
             if not stream:
                 r = c.chat.completions.create(model=model, messages=msgs)
                 return r.choices[0].message.content, r.usage.prompt_tokens
-            chunks = list(c.chat.completions.create(model=model, messages=msgs, stream=True, stream_options={"include_usage": True}))
+            chunks = list(
+                c.chat.completions.create(
+                    model=model, messages=msgs, stream=True, stream_options={"include_usage": True}
+                )
+            )
             text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
             return text, chunks[-1].usage.prompt_tokens
 
@@ -422,7 +487,9 @@ async def test_openai_client_to_anthropic_upstream_details(gateway):
         stop="END",
     )
     sent = up.requests[-1].json
-    system_text = sent["system"] if isinstance(sent["system"], str) else " ".join(b["text"] for b in sent["system"])
+    system_text = (
+        sent["system"] if isinstance(sent["system"], str) else " ".join(b["text"] for b in sent["system"])
+    )
     assert "First rule." in system_text and "Second rule." in system_text
     assert [m["role"] for m in sent["messages"]] == ["user"]  # consecutive user turns merged
     assert sent["temperature"] == 1  # clamped to Anthropic's range
@@ -430,13 +497,26 @@ async def test_openai_client_to_anthropic_upstream_details(gateway):
     assert sent["tool_choice"] == {"type": "tool", "name": "get_time", "disable_parallel_tool_use": True}
     assert sent["stop_sequences"] == ["END"]
 
-    await ask(gateway, "openai", stream=False, model="claude-x", messages=[{"role": "user", "content": "x"}], tools=TOOLS_OPENAI, tool_choice="required")
+    await ask(
+        gateway,
+        "openai",
+        stream=False,
+        model="claude-x",
+        messages=[{"role": "user", "content": "x"}],
+        tools=TOOLS_OPENAI,
+        tool_choice="required",
+    )
     assert up.requests[-1].json["tool_choice"] == {"type": "any"}
 
 
 async def test_anthropic_client_to_openai_upstream_details(gateway):
     up = gateway.openai_up
-    base = {"model": "gpt-4o", "max_tokens": 99, "messages": [{"role": "user", "content": "x"}], "tools": TOOLS_ANTHROPIC}
+    base = {
+        "model": "gpt-4o",
+        "max_tokens": 99,
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": TOOLS_ANTHROPIC,
+    }
     await ask(gateway, "anthropic", stream=False, **base, tool_choice={"type": "any"}, system="Sys A")
     sent = up.requests[-1].json
     assert sent["tool_choice"] == "required"

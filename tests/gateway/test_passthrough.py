@@ -50,7 +50,9 @@ async def test_openai_passthrough_keeps_every_field_but_model(gateway, stream):
     }
     if stream:
         body["stream_options"] = {"include_usage": True, "future_option": 1}
-    r = await post(gateway.url + "/v1/chat/completions", body, headers={"authorization": f"Bearer {CLIENT_KEY}"})
+    r = await post(
+        gateway.url + "/v1/chat/completions", body, headers={"authorization": f"Bearer {CLIENT_KEY}"}
+    )
     assert r.status == 200, r.body
     sent = gateway.openai_up.requests[-1]
     assert sent.json == {**body, "model": "gpt-4o-mini"}
@@ -64,7 +66,9 @@ async def test_anthropic_passthrough_keeps_fields_and_forwards_protocol_headers(
     body = {
         "model": "house-claude",
         "max_tokens": 3000,
-        "system": [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        "system": [
+            {"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+        ],
         "messages": [
             {
                 "role": "user",
@@ -96,7 +100,9 @@ async def test_translated_requests_carry_mlxgw_keys_and_a_default_anthropic_vers
     gateway.anthropic_up.push(Reply(text="ok"))
     gateway.openai_up.push(Reply(text="ok"))
     oa_body = {"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": "hi"}]}
-    r = await post(gateway.url + "/v1/chat/completions", oa_body, headers={"authorization": f"Bearer {CLIENT_KEY}"})
+    r = await post(
+        gateway.url + "/v1/chat/completions", oa_body, headers={"authorization": f"Bearer {CLIENT_KEY}"}
+    )
     assert r.status == 200, r.body
     sent = gateway.anthropic_up.requests[-1]
     assert sent.header("x-api-key") == ANTHROPIC_KEY
@@ -127,7 +133,16 @@ async def test_the_upstream_key_is_the_decrypted_one_from_creds_set(gateway):
 
 
 async def test_a_new_upstream_key_is_used_without_restart(gateway):
-    cli("creds", "set", "oa", "--type", "openai", "--base-url", gateway.openai_up.url, input="sk-rotated-key-0003\n")
+    cli(
+        "creds",
+        "set",
+        "oa",
+        "--type",
+        "openai",
+        "--base-url",
+        gateway.openai_up.url,
+        input="sk-rotated-key-0003\n",
+    )
     gateway.openai_up.require_key = "sk-rotated-key-0003"
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 

@@ -40,11 +40,15 @@ def _stream_body(client: str, model: str) -> dict:
 
 
 @pair
-@pytest.mark.parametrize("failure", [Reply(status=429), Reply(status=503), Reply(status=400)], ids=["429", "503", "400"])
+@pytest.mark.parametrize(
+    "failure", [Reply(status=429), Reply(status=503), Reply(status=400)], ids=["429", "503", "400"]
+)
 async def test_an_error_before_the_first_byte_is_an_http_error(gateway, client, up_kind, failure):
     up = upstream(gateway, up_kind)
     up.push(*[failure] * 5)
-    r = await post(gateway.url + PATHS[client], _stream_body(client, MODEL_FOR[up_kind]), headers=HEADERS[client])
+    r = await post(
+        gateway.url + PATHS[client], _stream_body(client, MODEL_FOR[up_kind]), headers=HEADERS[client]
+    )
     up.replies.clear()
     assert r.status >= 400
     assert r.status != 500
@@ -58,12 +62,16 @@ async def test_an_error_before_the_first_byte_is_an_http_error(gateway, client, 
 
 @pair
 @pytest.mark.parametrize("how", ["error_event", "connection_dies"])
-async def test_an_error_after_the_first_byte_is_an_error_event_then_a_clean_close(gateway, client, up_kind, how):
+async def test_an_error_after_the_first_byte_is_an_error_event_then_a_clean_close(
+    gateway, client, up_kind, how
+):
     up = upstream(gateway, up_kind)
     n = TEXT_STARTED_AFTER[up_kind]
     fail = {"error_event_after_chunks": n} if how == "error_event" else {"die_after_chunks": n}
     up.push(Reply(text=LONG_TEXT, **fail))
-    r = await post(gateway.url + PATHS[client], _stream_body(client, MODEL_FOR[up_kind]), headers=HEADERS[client])
+    r = await post(
+        gateway.url + PATHS[client], _stream_body(client, MODEL_FOR[up_kind]), headers=HEADERS[client]
+    )
     assert r.status == 200
     assert r.headers["content-type"].startswith("text/event-stream")
     frames = r.frames()
@@ -115,7 +123,9 @@ async def test_a_client_that_hangs_up_cancels_the_upstream_request(gateway, clie
     timeout = aiohttp.ClientTimeout(total=10)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         resp = await session.post(
-            gateway.url + PATHS[client], json=_stream_body(client, MODEL_FOR[up_kind]), headers=HEADERS[client]
+            gateway.url + PATHS[client],
+            json=_stream_body(client, MODEL_FOR[up_kind]),
+            headers=HEADERS[client],
         )
         assert resp.status == 200
         seen = b""
@@ -127,13 +137,17 @@ async def test_a_client_that_hangs_up_cancels_the_upstream_request(gateway, clie
 
 @pair
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
-async def test_a_client_that_hangs_up_while_waiting_cancels_the_upstream_request(gateway, client, up_kind, stream):
+async def test_a_client_that_hangs_up_while_waiting_cancels_the_upstream_request(
+    gateway, client, up_kind, stream
+):
     """Before any byte came back (a slow upstream, or a whole answer being waited for)."""
     up = upstream(gateway, up_kind)
     up.push(Reply(text="late", delay_s=30))
     body = {**_stream_body(client, MODEL_FOR[up_kind]), "stream": stream}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        request = asyncio.create_task(session.post(gateway.url + PATHS[client], json=body, headers=HEADERS[client]))
+        request = asyncio.create_task(
+            session.post(gateway.url + PATHS[client], json=body, headers=HEADERS[client])
+        )
         await up.wait_for_requests(1)
         request.cancel()
         await asyncio.gather(request, return_exceptions=True)
