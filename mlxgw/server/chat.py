@@ -14,8 +14,8 @@ from mlxgw.backends.base import Item, RawFrame
 from mlxgw.canonical import ChatRequest, Start, Usage, collect, merge_usage
 from mlxgw.dispatcher import AttemptRecord, Opened
 from mlxgw.errors import GatewayError
-from mlxgw.server.keys import DISPATCHER, REQUEST_LOG
-from mlxgw.server.middleware import request_id, wire_for
+from mlxgw.server.keys import DISPATCHER, REQUEST_LOG, SETTINGS
+from mlxgw.server.middleware import protocol_name, request_id, wire_for
 
 log = logging.getLogger("mlxgw.server")
 
@@ -27,7 +27,7 @@ async def read_json(request: web.Request) -> object:
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        limit_mb = request.app._client_max_size / (1024 * 1024)
+        limit_mb = request.app[SETTINGS].server.max_request_mb
         raise GatewayError("request_too_large", f"request body exceeds the gateway's limit of {limit_mb:g} MB") from None
     if not raw.strip():
         raise GatewayError("invalid_request", "request body is empty; expected a JSON object")
@@ -105,7 +105,7 @@ def _answer_headers(request: web.Request, opened: Opened, attempts: list[Attempt
 
 async def chat(request: web.Request) -> web.StreamResponse:
     wire = wire_for(request)
-    ledger = Ledger(request, wire.__name__.rsplit(".", 1)[-1])
+    ledger = Ledger(request, protocol_name(wire))
     try:
         body = await read_json(request)
         creq = wire.parse_request(body, request.headers)

@@ -27,6 +27,10 @@ def wire_for(request: web.Request) -> ModuleType:
     return openai_wire
 
 
+def protocol_name(wire: ModuleType) -> str:
+    return "anthropic" if wire is anthropic_wire else "openai"
+
+
 def request_id(request: web.Request) -> str:
     return request[REQUEST_ID]
 
