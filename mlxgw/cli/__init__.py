@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from mlxgw import __version__
-from mlxgw.cli import config_cmd, creds, keys, mappings, models, requests, serve
+from mlxgw.cli import chat, config_cmd, creds, keys, lifecycle, mappings, models, requests, serve, service
 from mlxgw.cli.output import fail
 from mlxgw.errors import MlxgwError
 
@@ -56,7 +56,10 @@ app.add_typer(creds.app, name="creds")
 app.add_typer(keys.app, name="keys")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(models.app, name="models")
+app.add_typer(service.app, name="service")
 serve.register(app)
+lifecycle.register(app)
+chat.register(app)
 requests.register(app)
 
 

@@ -12,6 +12,13 @@ from mlxgw.errors import MlxgwError
 
 
 def base_url(settings: Settings) -> str:
+    """Where this home's daemon listens: the address it recorded (`--host/--port` may have moved it),
+    else the config's."""
+    from mlxgw.daemon.lock import holder
+
+    info = holder()
+    if info is not None and info.listening:
+        return info.url
     host = settings.server.host
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"  # a daemon on every address answers on loopback too

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from mlxgw.config import Settings
+from mlxgw.daemon import DRAIN_S
 from mlxgw.errors import MlxgwError
+
+DRAIN_HELP = "On SIGTERM/Ctrl-C, how long requests in flight may take to finish (a second signal: at once)."
 
 
 def register(app: typer.Typer) -> None:
@@ -15,21 +19,27 @@ def is_loopback(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-def serve(
-    host: str | None = typer.Option(None, "--host", help="Address to bind (default: the config's [server] host)."),
-    port: int | None = typer.Option(None, "--port", help="Port to bind (default: the config's [server] port)."),
-    insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback address while no client key exists."),
-) -> None:
-    """Run the gateway in the foreground."""
-    from mlxgw.server.run import run_server
+def check_exposure(settings: Settings, insecure: bool) -> None:
     from mlxgw.store import client_keys
-    from mlxgw.workspace import Workspace
 
-    ws = Workspace.open()
-    settings = ws.settings.with_address(host, port)
     if not is_loopback(settings.server.host) and not client_keys.listing() and not insecure:
         raise MlxgwError(
             f"refusing to listen on {settings.server.host} with no client keys: anyone on the network could use "
             "your backends. Create one with `mlxgw keys create NAME`, or pass --insecure."
         )
-    run_server(ws, settings)
+
+
+def serve(
+    host: str | None = typer.Option(None, "--host", help="Address to bind (default: the config's [server] host)."),
+    port: int | None = typer.Option(None, "--port", help="Port to bind (default: the config's [server] port)."),
+    insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback address while no client key exists."),
+    drain_timeout: float = typer.Option(DRAIN_S, "--drain-timeout", min=0, help=DRAIN_HELP),
+) -> None:
+    """Run the gateway in the foreground (logs to <home>/logs/mlxgw.log, and to the terminal)."""
+    from mlxgw.server.run import run_server
+    from mlxgw.workspace import Workspace
+
+    ws = Workspace.open()
+    settings = ws.settings.with_address(host, port)
+    check_exposure(settings, insecure)
+    run_server(ws, settings, drain_s=drain_timeout)
