@@ -51,11 +51,11 @@ def _start(host: str | None, port: int | None, insecure: bool, drain_timeout: fl
             info = control.start(argv, wait_s=wait)
     except control.StartFailed as exc:
         if exc.output:
-            err_console.print(f"[dim]last lines of {logs.output_path()}:[/]", highlight=False)
+            err_console.print(f"[dim]last lines of {logs.output_path()}:[/]", highlight=False, soft_wrap=True)
             for line in exc.output:
-                err_console.print(f"  {line}", style="dim", markup=False, highlight=False)
+                err_console.print(f"  {line}", style="dim", markup=False, highlight=False, soft_wrap=True)
         fail(str(exc))
-    console.print(f"mlxgw started (pid {info.pid}) on {info.url}; log: {logs.log_path()}", highlight=False)
+    console.print(f"mlxgw started (pid {info.pid}) on {info.url}; log: {logs.log_path()}", highlight=False, soft_wrap=True)
 
 
 def stop(timeout: float = typer.Option(30.0, "--timeout", min=0, help=STOP_HELP)) -> None:
@@ -76,7 +76,7 @@ def _stop(timeout: float) -> None:
         "cut": f"stopped; requests still running after {timeout:g} s were cut off",
         "killed": "did not exit in time and was killed",
     }[stopped.how]
-    console.print(f"mlxgw (pid {stopped.info.pid}) {outcome} ({stopped.seconds:.1f} s)", highlight=False)
+    console.print(f"mlxgw (pid {stopped.info.pid}) {outcome} ({stopped.seconds:.1f} s)", highlight=False, soft_wrap=True)
 
 
 def restart(
@@ -202,7 +202,7 @@ def logs_(
     path = logs.log_path()
     lines = logs.tail(path, tail)
     if not lines and not path.exists():
-        err_console.print(f"[dim]no log yet at {path}[/]", highlight=False)
+        err_console.print(f"[dim]no log yet at {path}[/]", highlight=False, soft_wrap=True)
     for line in lines:
         sys.stdout.write(line + "\n")
     sys.stdout.flush()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from mlxgw.cli.output import console, emit_json, err_console
@@ -25,11 +27,11 @@ def install(
     chosen = service.check_platform(platform)
     if print_only:
         file = service.service_file(chosen)
-        err_console.print(f"[dim]{file.path}:[/]", highlight=False)
-        console.out(file.content, end="", highlight=False)
+        err_console.print(f"[dim]{file.path}:[/]", highlight=False, soft_wrap=True)
+        sys.stdout.write(file.content)  # as is: it may be redirected into place by hand
         return
     file = service.install(chosen)
-    console.print(f"installed and started {file.path}", highlight=False)
+    console.print(f"installed and started {file.path}", highlight=False, soft_wrap=True)
     console.print("[dim]`mlxgw status` shows the daemon; `mlxgw service uninstall` removes the service[/]")
 
 
@@ -39,7 +41,7 @@ def uninstall(platform: str | None = typer.Option(None, "--platform", help=PLATF
     from mlxgw import service
 
     file = service.uninstall(service.check_platform(platform))
-    console.print(f"removed {file.path}" if file else "the service was not installed", highlight=False)
+    console.print(f"removed {file.path}" if file else "the service was not installed", highlight=False, soft_wrap=True)
 
 
 @app.command("status")
@@ -58,4 +60,4 @@ def status(
         console.print(f"not installed ({report['path']}); `mlxgw service install` installs it", highlight=False, soft_wrap=True)
         return
     loaded = "loaded" if report["loaded"] else "not loaded"
-    console.print(f"installed at {report['path']}: {loaded}, {report['state']}", highlight=False)
+    console.print(f"installed at {report['path']}: {loaded}, {report['state']}", highlight=False, soft_wrap=True)
