@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -168,17 +169,22 @@ class _View:
         from rich.markdown import Markdown
 
         pieces = iter(reply)
-        with console.status("[dim]waiting for the first token…[/]"):
-            first = next(pieces, None)
-        text = first or ""
-        try:
-            with Live(_Tail(text), console=console, transient=True, refresh_per_second=15) as live:
-                for piece in pieces:
-                    text += piece
-                    live.update(_Tail(text))
-        except KeyboardInterrupt:
-            console.print(_Tail(text, all_lines=True), style="dim")
-            raise
+        text = ""
+        with _CtrlC() as ctrl_c:
+            try:
+                with console.status("[dim]waiting for the first token…[/]"), ctrl_c.reading():
+                    text = next(pieces, None) or ""
+                with Live(_Tail(text), console=console, transient=True, refresh_per_second=15) as live:
+                    while True:
+                        with ctrl_c.reading():
+                            piece = next(pieces, None)
+                        if piece is None:
+                            break
+                        text += piece
+                        live.update(_Tail(text))
+            except KeyboardInterrupt:
+                console.print(_Tail(text, all_lines=True), style="dim")
+                raise
         console.print(Markdown(text))
 
     def info(self, stats) -> None:
@@ -193,6 +199,36 @@ class _View:
             parts.append(f"first token {stats.first_token_s * 1000:.0f} ms")
         # On stderr when stdout is a pipe: a script reads only the answer.
         (console if self.rich else err_console).print("[dim]" + " · ".join(parts) + "[/]", highlight=False)
+
+
+class _CtrlC:
+    """Ctrl-C cancels a reply, but raises only while the reply is being read: landing inside a live
+    display's start or stop, it would leave the display's refresh thread running and stdout captured.
+    Elsewhere it waits for the next read."""
+
+    def __enter__(self) -> _CtrlC:
+        self.pending = False
+        self.armed = False
+        self.previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self.previous)
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.armed:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    @contextlib.contextmanager
+    def reading(self):
+        if self.pending:
+            raise KeyboardInterrupt
+        self.armed = True
+        try:
+            yield
+        finally:
+            self.armed = False
 
 
 class _Tail:
