@@ -148,6 +148,8 @@ def _panel(report: dict):
         grid.add_row("version", str(report.get("version")))
         grid.add_row("local models", _local(report.get("local")))
         grid.add_row("breakers", _breakers(report.get("breakers") or {}))
+        for name, error in (report.get("backend_errors") or {}).items():
+            grid.add_row("", f"[red]{name}: {error}[/]")
     requests = report["requests_last_hour"]
     errors = f" ({requests['errors']} failed)" if requests["errors"] else ""
     plural = "" if requests["total"] == 1 else "s"

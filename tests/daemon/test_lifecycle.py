@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import urllib.request
 
 from mlxgw import paths
 from mlxgw.daemon.lock import holder
-from tests.daemon.helpers import alive, free_port, run_cli, wait_until
+from tests.daemon.helpers import MLXGW, alive, free_port, run_cli, wait_until
 from tests.foundation.helpers import cli
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+ .+$")
@@ -95,4 +96,21 @@ def test_start_says_why_the_daemon_did_not_come_up(port):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: the daemon did not start: cannot listen on 127.0.0.1:") and "in use" in last
     assert "last lines of" in result.stderr
+    assert holder() is None and not paths.pid_path().exists()
+
+
+def test_sigterm_to_a_foreground_serve_exits_cleanly(port):
+    """Exit status 0 on SIGTERM: launchd (SuccessfulExit=false) and systemd (on-failure) leave it stopped."""
+    server = subprocess.Popen([*MLXGW, "serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: (info := holder()) is not None and info.listening, timeout=20, what="serve to listen")
+        assert holder().pid == server.pid and paths.pid_path().read_text().strip() == str(server.pid)
+        server.send_signal(signal.SIGTERM)
+        out, _ = server.communicate(timeout=20)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert server.returncode == 0
+    assert f"mlxgw listening on http://127.0.0.1:{port}" in out
     assert holder() is None and not paths.pid_path().exists()
