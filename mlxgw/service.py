@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mlxgw import logs, paths
-from mlxgw.daemon import DRAIN_S
+from mlxgw.daemon import DRAIN_S, lock
 from mlxgw.errors import MlxgwError
 
 LABEL = "dev.mlxgw.gateway"
@@ -125,6 +125,13 @@ def install(platform: str) -> ServiceFile:
     """Write the service file and load it; running it again replaces an older one."""
     file = service_file(platform)
     previous = file.path.read_text(encoding="utf-8") if file.path.exists() else None
+    running = lock.holder()
+    if running is not None and previous is None:
+        # Not the service's own daemon: the service's copy would fail on the lock and restart forever.
+        raise MlxgwError(
+            f"a daemon is already running for this home (pid {running.pid}); stop it with `mlxgw stop`, "
+            "then install the service"
+        )
     if platform == "macos":
         _run("launchctl", "bootout", f"gui/{os.getuid()}/{LABEL}", may_fail=True)  # "not loaded" is fine
         _write(file)

@@ -45,6 +45,9 @@ class WorkerProcess:
             stderr=asyncio.subprocess.PIPE,
             env=env,
             limit=MAX_FRAME_BYTES,
+            # Its own session: a Ctrl-C in the daemon's terminal must not kill streams the daemon is
+            # draining. The worker still dies with the daemon: it exits when its stdin closes.
+            start_new_session=True,
         )
         return cls(process)
 

@@ -157,3 +157,16 @@ def test_service_errors_are_one_line(managers, monkeypatch, tmp_path):
     assert result.output.strip().splitlines() == [
         "error: systemctl was not found; `mlxgw service install --print` shows the file to install by hand"
     ]
+
+
+def test_install_refuses_while_a_daemon_outside_the_service_runs(managers):
+    from mlxgw.daemon.lock import ServeLock
+
+    lock = ServeLock.acquire()  # as `mlxgw start` would hold it
+    try:
+        result = cli("service", "install", "--platform", "linux", ok=False)
+        assert result.exit_code == 1
+        assert "a daemon is already running for this home" in result.output and "mlxgw stop" in result.output
+        assert managers.calls() == []
+    finally:
+        lock.release()
