@@ -124,7 +124,13 @@ async def chat(request: web.Request) -> web.StreamResponse:
         ledger.error_kind = ledger.error_kind or "client_disconnected"
         raise
     finally:
-        request.app[REQUEST_LOG].add(ledger.row())
+        row = ledger.row()
+        request.app[REQUEST_LOG].add(row)
+        log.info(
+            "%s %s %s → %s %s %.0f ms%s", row["request_id"], row["protocol"], row["requested_model"] or "?",
+            f"{row['backend']}:{row['model']}" if row["backend"] else "-", row["status"], row["latency_ms"],
+            f" ({row['error_kind']})" if row["error_kind"] else "",
+        )
 
 
 def _whole(request: web.Request, wire: ModuleType, creq: ChatRequest, opened: Opened, ledger: Ledger) -> web.Response:
