@@ -111,3 +111,23 @@ def unload(name: str = typer.Argument(..., help="A local model as `models list` 
     ws = Workspace.open()
     result = daemon.call(ws.settings, "POST", f"/mlxgw/models/{_named(name)}/unload")
     console.print(f"{name}: {result.get('result')}", highlight=False)
+
+
+@app.command("pull")
+def pull(repo: str = typer.Argument(..., help="A Hugging Face repo id, e.g. mlx-community/Qwen3-4B-4bit.")) -> None:
+    """Download a model from Hugging Face into the local cache (with progress), so it loads offline."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError
+
+    patterns = ["*.json", "*.safetensors", "*.py", "*.model", "*.tiktoken", "*.txt", "*.jinja"]
+    try:
+        where = snapshot_download(repo, allow_patterns=patterns)
+    except HFValidationError:
+        raise MlxgwError(f"{repo!r} is not a Hugging Face repo id (expected OWNER/NAME)") from None
+    except Exception as exc:  # offline, unknown repo, gated repo: one line, the library's own reason
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MlxgwError(f"could not download {repo}: {reason}") from None
+    console.print(f"downloaded [bold]{repo}[/] to {where}", highlight=False)
+    if repo not in routing.local_models(load_mappings()):
+        console.print(f"[dim]map it with: mlxgw map add {repo.split('/')[-1]} local --model {repo}[/]", highlight=False)

@@ -133,7 +133,8 @@ class WorkerProcess:
 
 def worker_env(extra: dict[str, str] | None) -> dict[str, str]:
     env = dict(os.environ)
-    # Loading never downloads: a model that is not on disk fails at once.
+    # Loading never downloads (a request would wait minutes): a model that is not on disk fails at
+    # once, and `mlxgw models pull` downloads it with a progress bar.
     env["HF_HUB_OFFLINE"] = "1"
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.update(extra or {})

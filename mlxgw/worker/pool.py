@@ -46,7 +46,10 @@ def resolve(path: str) -> Path:
     try:
         return Path(snapshot_download(path, local_files_only=True))
     except Exception as e:  # not a repo id, not cached, incomplete: all mean "not here"
-        raise ModelUnavailable(f"model {path!r} is neither a directory nor a cached Hugging Face repo") from e
+        raise ModelUnavailable(
+            f"model {path!r} is neither a directory nor a cached Hugging Face repo "
+            f"(download it with `mlxgw models pull {path}`)"
+        ) from e
 
 
 class Slot:

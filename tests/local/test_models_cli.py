@@ -79,3 +79,13 @@ def test_load_list_unload_through_the_daemon(daemon):
 def test_only_mapped_models_can_be_loaded(daemon):
     result = cli("models", "load", "/etc", ok=False)
     assert result.exit_code == 1 and "no mapping names a local model '/etc'" in result.output
+
+
+def test_pull_failures_are_one_line(mlxgw_home):
+    # The tests run offline (HF_HUB_OFFLINE=1): an uncached repo cannot be fetched.
+    result = cli("models", "pull", "mlx-community/not-in-the-cache", ok=False)
+    assert result.exit_code == 1
+    assert result.output.startswith("error: could not download mlx-community/not-in-the-cache")
+    assert len(result.output.strip().splitlines()) == 1
+    result = cli("models", "pull", "no such repo", ok=False)
+    assert "is not a Hugging Face repo id" in result.output
