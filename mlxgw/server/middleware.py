@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from types import ModuleType
 
 from aiohttp import web
@@ -94,4 +95,15 @@ async def auth(request: web.Request, handler) -> web.StreamResponse:
         name = client_keys.match(presented, known)
         if name is None:
             raise GatewayError("authentication", "invalid API key")
+        _note_use(request.app[STATE].key_last_used, name)
     return await handler(request)
+
+
+KEY_USE_RESOLUTION_S = 60.0  # `keys list` shows last use to the minute: no write per request
+
+
+def _note_use(last_used: dict[str, float], name: str) -> None:
+    now = time.monotonic()
+    if now - last_used.get(name, -KEY_USE_RESOLUTION_S) >= KEY_USE_RESOLUTION_S:
+        last_used[name] = now
+        client_keys.touch(name)

@@ -25,6 +25,7 @@ class LiveState:
         self.registry = registry
         self.mappings: list[MappingSettings] = []
         self.client_keys: dict[str, str] = {}
+        self.key_last_used: dict[str, float] = {}  # monotonic time each client key was last recorded used
         self._seen: tuple = ()
 
     @property

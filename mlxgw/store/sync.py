@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from mlxgw import config
 from mlxgw.config import ConfigEditor, MappingSettings, Settings
 from mlxgw.store import credentials
 from mlxgw.store.database import bump_generation
@@ -64,7 +63,3 @@ def sync(settings: Settings, vault: Vault) -> SyncReport:
         report.keys_moved = editor.strip_api_keys()
         report.settings = editor.save()
     return report
-
-
-def load_and_sync(path, vault: Vault) -> SyncReport:
-    return sync(config.load(path), vault)

@@ -87,6 +87,10 @@ async def test_client_keys(gateway):
     # /health stays open.
     assert (await get(gateway.url + "/health")).status == 200
 
+    # The key's last use shows in `keys list`.
+    (listed,) = json.loads(cli("keys", "list", "--json").output)
+    assert listed["name"] == "k1" and listed["last_used_at"] is not None
+
     # The official SDKs with the key, and without it.
     m = await gateway.anthropic(api_key=key).messages.create(**CHAT["anthropic"][1])
     assert m.content[0].text
