@@ -1,0 +1,17 @@
+"""500 concurrent streaming connections through `mlxgw serve` to a fake upstream for 30 s, with no
+error (also `scripts/bench load`). Slow: run with `-m slow`."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import load
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_500_concurrent_streams_for_30_s():
+    result = await load.run(connections=500, duration_s=30.0)
+    print(f"\n{result['requests']} requests, {result['rps']:.0f}/s, daemon peak RSS {result['daemon_rss_peak_mb']:.0f} MB")
+    assert result["errors"] == 0, result["error_kinds"]
+    assert result["requests"] >= 500
