@@ -57,12 +57,20 @@ class Upstream:
                     raw = await response.read()
                 except (aiohttp.ClientError, TimeoutError):
                     raw = b""
-                err = error(response.status, raw, dict(response.headers))
+                err = error(response.status, _redact(raw, self.key()), dict(response.headers))
                 err.backend = self.name
                 raise err
             yield response
         finally:
             response.release()
+
+
+def _redact(body: bytes, key: str | None) -> bytes:
+    """An upstream error body without our key: some servers echo the key they rejected, and the
+    body's message reaches the client and the daemon's log."""
+    if not key:
+        return body
+    return body.replace(key.encode(), b"[redacted]")
 
 
 def describe(exc: BaseException) -> str:
