@@ -63,7 +63,9 @@ async def _missing(log_dir: Path, up: dict, trials: int, local_policy: dict) -> 
 
 
 async def _killed(log_dir: Path, up: dict, trials: int, model_dir: Path) -> dict:
-    config = {"local": {"max_tries": 1}, "backends": _fb(up),
+    # A kill per trial opens the local breaker after a few trials (failure-rate rule); a short
+    # cooldown lets the warm-up between trials reach the restarted worker.
+    config = {"local": {"max_tries": 1, "breaker_cooldown_s": 1}, "backends": _fb(up),
               "mappings": [{"pattern": "demo", "backend": "local", "model": str(model_dir), "fallbacks": ["fb:bench-model"]}]}
     rows = []
     with procs.gateway(log_dir, **config) as gw:
