@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 
@@ -12,4 +14,7 @@ def mlxgw_home(tmp_path, monkeypatch):
     monkeypatch.delenv("MLXGW_CONFIG", raising=False)
     monkeypatch.delenv("MLXGW_SECRET_KEY", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return home
+    yield home
+    # `--config` sets MLXGW_CONFIG for the command and its children; in-process CLI tests must not
+    # hand it to the tests (and the daemons they start) that come after.
+    os.environ.pop("MLXGW_CONFIG", None)
