@@ -54,12 +54,14 @@ class Proc:
                 self.popen.wait(5)
 
 
-def spawn(name: str, argv: list[str], *, env: dict[str, str] | None = None, log_dir: Path, cwd: Path = ROOT) -> Proc:
+def spawn(name: str, argv: list[str], *, env: dict[str, str] | None = None, log_dir: Path, cwd: Path = ROOT,
+          unset: tuple[str, ...] = ()) -> Proc:
     log_path = log_dir / f"{name}.log"
+    child_env = {k: v for k, v in os.environ.items() if k not in unset}
     log = open(log_path, "wb")  # noqa: SIM115 - the child owns it; closed below once it has it
     try:
         popen = subprocess.Popen(
-            argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            argv, cwd=cwd, env={**child_env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
     finally:
@@ -149,7 +151,10 @@ def gateway(log_dir: Path, *, profile: Path | None = None, env: dict[str, str] |
         argv = [MLXGW, "serve", "--port", str(port)]
         if profile is not None:  # cProfile writes its stats when serve returns (SIGINT/SIGTERM)
             argv = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "mlxgw", "serve", "--port", str(port)]
-        proc = spawn("mlxgw", argv, log_dir=log_dir, env={"MLXGW_HOME": str(home), "HF_HUB_OFFLINE": "1", **(env or {})})
+        # Only this home counts: an MLXGW_CONFIG or MLXGW_SECRET_KEY in our environment would point
+        # the daemon elsewhere.
+        proc = spawn("mlxgw", argv, log_dir=log_dir, env={"MLXGW_HOME": str(home), "HF_HUB_OFFLINE": "1", **(env or {})},
+                     unset=("MLXGW_CONFIG", "MLXGW_SECRET_KEY"))
         try:
             wait_http(proc, f"http://127.0.0.1:{port}/health", 60)
             yield Gateway(f"http://127.0.0.1:{port}", proc, home)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 from pathlib import Path
 from urllib.parse import quote
@@ -23,7 +24,8 @@ MSG = [{"role": "user", "content": "hi"}]
 
 
 def _cli(home: Path, *args: str) -> str:
-    done = subprocess.run([procs.MLXGW, *args], env={**__import__("os").environ, "MLXGW_HOME": str(home)},
+    env = {k: v for k, v in os.environ.items() if k not in ("MLXGW_CONFIG", "MLXGW_SECRET_KEY")}
+    done = subprocess.run([procs.MLXGW, *args], env={**env, "MLXGW_HOME": str(home)},
                           capture_output=True, text=True, timeout=60, check=True)
     return done.stdout
 
