@@ -70,10 +70,14 @@ def _waits():
         error = yield wait
 
 
+# Errors another try of the same backend cannot mend: move on to the next attempt at once.
+NOT_RETRIED = ("circuit_open", "model_not_found", "model_unavailable")
+
+
 def _give_up(error: UpstreamError) -> bool:
     return (
         not error.retryable
-        or error.code == "circuit_open"
+        or error.code in NOT_RETRIED
         or (error.retry_after is not None and error.retry_after > RETRY_AFTER_CAP_S)
     )
 

@@ -63,10 +63,11 @@ class CloudBackend:
         async with self.upstream.post(url, body, self.headers(request, passthrough), self.wire.error_from_upstream) as resp:
             if request.stream:
                 parser = self.wire.StreamParser()
-                async for raw, event, data in sse_frames(resp, self.name):
-                    events = parser.feed(event, data) if data else []
+                async for frames in sse_frames(resp, self.name):
+                    raws, events, failure = _read_frames(parser, frames)
                     if passthrough:
-                        yield RawFrame(raw, events)
+                        if raws:
+                            yield RawFrame(raws, events)
                     else:
                         for ev in events:
                             if isinstance(ev, Start) and ev.input_tokens is None:
@@ -74,6 +75,8 @@ class CloudBackend:
                                 # some (Claude Code); the real count still follows in the final usage.
                                 ev.input_tokens = self.estimate_input_tokens(request, model)
                             yield ev
+                    if failure is not None:
+                        raise failure
                 tail = parser.end()  # an OpenAI Finish held back for a usage chunk that never came
                 if tail:
                     if passthrough:
@@ -101,6 +104,19 @@ class CloudBackend:
             return self.wire.events_from_response(body)
         except GatewayError as exc:
             raise UpstreamError("bad_gateway", f"backend {self.name}: {exc.message}", backend=self.name, retryable=True) from None
+
+
+def _read_frames(parser, frames: list[tuple[bytes, str | None, str]]) -> tuple[bytes, list, UpstreamError | None]:
+    """Parse one read's frames in order; an error frame stops there, keeping what came before it."""
+    raws: list[bytes] = []
+    events: list = []
+    for raw, event, data in frames:
+        try:
+            events.extend(parser.feed(event, data) if data else ())
+        except UpstreamError as exc:
+            return b"".join(raws), events, exc
+        raws.append(raw)
+    return b"".join(raws), events, None
 
 
 class OpenAIBackend(CloudBackend):

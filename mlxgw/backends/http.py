@@ -91,33 +91,39 @@ async def read_body(response: aiohttp.ClientResponse, backend: str) -> bytes:
         raise UpstreamError("bad_gateway", f"backend {backend} broke off: {describe(exc)}", backend=backend, retryable=True) from None
 
 
-async def sse_frames(response: aiohttp.ClientResponse, backend: str) -> AsyncIterator[tuple[bytes, str | None, str]]:
-    """Yield (raw frame bytes, event name, data) for each SSE frame as it arrives.
+async def sse_frames(
+    response: aiohttp.ClientResponse, backend: str
+) -> AsyncIterator[list[tuple[bytes, str | None, str]]]:
+    """Yield, for each read from the upstream, its complete SSE frames as (raw bytes, event, data).
 
-    The raw bytes include the frame's blank-line terminator, so relaying them reproduces the stream.
-    Comment-only frames are yielded with data "" so a relay can pass keep-alives through.
+    The raw bytes include each frame's blank-line terminator, so relaying them reproduces the
+    stream; grouping frames by read lets a relay write them with one send. Comment-only frames come
+    with data "" so a relay passes keep-alives through.
     """
     buffer = b""
     try:
         async for chunk in response.content.iter_any():
             buffer += chunk
-            while True:
-                end, sep_len = _frame_end(buffer)
-                if end < 0:
-                    break
-                raw, buffer = buffer[: end + sep_len], buffer[end + sep_len :]
-                event, data = _parse_frame(raw[:end])
-                yield raw, event, data
+            frames = []
+            while (end := _frame_end(buffer))[0] >= 0:
+                cut = end[0] + end[1]
+                raw, buffer = buffer[:cut], buffer[cut:]
+                frames.append((raw, *_parse_frame(raw[: end[0]])))
+            if frames:
+                yield frames
     except TimeoutError:
         raise UpstreamError("timeout", f"backend {backend} stream stalled", backend=backend, retryable=True) from None
     except aiohttp.ClientError as exc:
         raise UpstreamError("bad_gateway", f"backend {backend} stream broke off: {describe(exc)}", backend=backend, retryable=True) from None
     if buffer.strip():
-        event, data = _parse_frame(buffer)
-        yield buffer, event, data
+        yield [(buffer, *_parse_frame(buffer))]
 
 
 def _frame_end(buffer: bytes) -> tuple[int, int]:
+    """Where the first frame ends, and the separator's length; (-1, 0) when no frame is complete."""
+    end = buffer.find(b"\n\n")
+    if b"\r" not in buffer:  # the usual case: plain newlines, one search
+        return (end, 2) if end >= 0 else (-1, 0)
     candidates = [(i, len(sep)) for sep in (b"\n\n", b"\r\n\r\n", b"\r\r") if (i := buffer.find(sep)) >= 0]
     return min(candidates) if candidates else (-1, 0)
 

@@ -117,9 +117,10 @@ async def test_eight_concurrent_requests_decode_in_one_batch(demo_dir):
         oa, _ = clients(url)
         await oa.chat.completions.create(model="demo", messages=PROMPT, max_tokens=1)  # load the model first
         results = await asyncio.gather(
-            *[oa.chat.completions.create(model="demo", messages=[{"role": "user", "content": f"prompt {i}"}], max_tokens=64) for i in range(8)]
+            # Long enough answers that all eight overlap even on a loaded machine.
+            *[oa.chat.completions.create(model="demo", messages=[{"role": "user", "content": f"prompt {i}"}], max_tokens=600) for i in range(8)]
         )
-        assert all(r.usage.completion_tokens == 64 for r in results)
+        assert all(r.usage.completion_tokens == 600 for r in results)
         assert (await status(url))["batch"]["max_batch_size"] >= 4
 
 
