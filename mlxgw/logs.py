@@ -63,6 +63,13 @@ class LineFormatter(logging.Formatter):
         return text.replace("\r\n", "\n").rstrip("\n").replace("\n", NEWLINE)
 
 
+def level_from_env() -> int:
+    """$MLXGW_LOG_LEVEL (debug, info, warning, error): debug adds one line per request."""
+    name = os.environ.get("MLXGW_LOG_LEVEL", "info").upper()
+    level = logging.getLevelName(name)
+    return level if isinstance(level, int) else logging.INFO
+
+
 def log_path() -> Path:
     return paths.log_dir() / LOG_NAME
 

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Callable
 from types import ModuleType
 
 from mlxgw.backends.base import Item, RawFrame
 from mlxgw.backends.http import Upstream, read_body, relayed_headers, sse_frames
-from mlxgw.canonical import ChatRequest, Start
+from mlxgw.canonical import MEANINGFUL, ChatRequest, Start
 from mlxgw.errors import GatewayError, UpstreamError
 from mlxgw.protocols import anthropic as anthropic_wire
 from mlxgw.protocols import openai as openai_wire
 
 log = logging.getLogger("mlxgw.backends")
+
+_FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')  # a finish reason is a string; null is not one
+_CONTENT_EVENTS = (b"event: content_block_delta", b"event: content_block_start", b"event: content_block_stop", b"event: ping")
 
 # Relayed bytes must be the bytes the client can read: ask upstreams not to compress.
 BASE_HEADERS = {"content-type": "application/json", "accept": "application/json", "accept-encoding": "identity"}
@@ -36,6 +40,10 @@ class CloudBackend:
         self.anthropic_version = anthropic_version
 
     def headers(self, request: ChatRequest, passthrough: bool) -> dict[str, str]:
+        raise NotImplementedError
+
+    @staticmethod
+    def content_only(raw: bytes) -> bool:
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -63,11 +71,14 @@ class CloudBackend:
         async with self.upstream.post(url, body, self.headers(request, passthrough), self.wire.error_from_upstream) as resp:
             if request.stream:
                 parser = self.wire.StreamParser()
+                skip = None  # once content flows, a relay parses only the frames that matter to the log
                 async for frames in sse_frames(resp, self.name):
-                    raws, events, failure = _read_frames(parser, frames)
+                    raws, events, failure = _read_frames(parser, frames, skip)
                     if passthrough:
                         if raws:
                             yield RawFrame(raws, events)
+                        if skip is None and any(isinstance(ev, MEANINGFUL) for ev in events):
+                            skip = self.content_only
                     else:
                         for ev in events:
                             if isinstance(ev, Start) and ev.input_tokens is None:
@@ -106,13 +117,17 @@ class CloudBackend:
             raise UpstreamError("bad_gateway", f"backend {self.name}: {exc.message}", backend=self.name, retryable=True) from None
 
 
-def _read_frames(parser, frames: list[tuple[bytes, str | None, str]]) -> tuple[bytes, list, UpstreamError | None]:
-    """Parse one read's frames in order; an error frame stops there, keeping what came before it."""
+def _read_frames(
+    parser, frames: list[tuple[bytes, str | None, str]], skip: Callable[[bytes], bool] | None
+) -> tuple[bytes, list, UpstreamError | None]:
+    """Parse one read's frames in order (but those `skip` says carry only content); an error frame
+    stops there, keeping what came before it."""
     raws: list[bytes] = []
     events: list = []
     for raw, event, data in frames:
         try:
-            events.extend(parser.feed(event, data) if data else ())
+            if data and not (skip and skip(raw)):
+                events.extend(parser.feed(event, data))
         except UpstreamError as exc:
             return b"".join(raws), events, exc
         raws.append(raw)
@@ -123,6 +138,11 @@ class OpenAIBackend(CloudBackend):
     kind = "openai"
     wire = openai_wire
     chat_path = "/chat/completions"
+
+    @staticmethod
+    def content_only(raw: bytes) -> bool:
+        """A chunk with neither usage, nor a finish reason, nor an error, nor the end marker."""
+        return not (b'"usage"' in raw or b"[DONE]" in raw or b'"error"' in raw or _FINISHED.search(raw))
 
     def headers(self, request: ChatRequest, passthrough: bool) -> dict[str, str]:
         headers = dict(BASE_HEADERS)
@@ -145,6 +165,11 @@ class AnthropicBackend(CloudBackend):
     kind = "anthropic"
     wire = anthropic_wire
     chat_path = "/v1/messages"
+
+    @staticmethod
+    def content_only(raw: bytes) -> bool:
+        """A content block event or a ping: usage, the stop reason and errors come in other events."""
+        return raw.startswith(_CONTENT_EVENTS)
 
     def headers(self, request: ChatRequest, passthrough: bool) -> dict[str, str]:
         headers = dict(BASE_HEADERS)

@@ -126,7 +126,9 @@ async def chat(request: web.Request) -> web.StreamResponse:
     finally:
         row = ledger.row()
         request.app[REQUEST_LOG].add(row)
-        log.info(
+        # DEBUG: the request log in the store is the per-request record (`mlxgw log -f` follows it);
+        # an INFO line per request would cost more than the gateway's own work on a small answer.
+        log.debug(
             "%s %s %s → %s %s %.0f ms%s", row["request_id"], row["protocol"], row["requested_model"] or "?",
             f"{row['backend']}:{row['model']}" if row["backend"] else "-", row["status"], row["latency_ms"],
             f" ({row['error_kind']})" if row["error_kind"] else "",

@@ -30,7 +30,7 @@ log = logging.getLogger("mlxgw")
 def run_server(ws: Workspace, settings: Settings, *, drain_s: float = DRAIN_S) -> None:
     # The lock comes first: a second daemon must not even open the first one's log file.
     with ServeLock.acquire() as lock:
-        logs.setup(console=sys.stderr.isatty())
+        logs.setup(console=sys.stderr.isatty(), level=logs.level_from_env())
         asyncio.run(_serve(ws, settings, lock, drain_s))
 
 
