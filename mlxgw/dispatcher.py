@@ -11,8 +11,9 @@ streaming included, never outlives `request_deadline_s`.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import backoff
@@ -80,6 +81,28 @@ def _give_up(error: UpstreamError) -> bool:
         or error.code in NOT_RETRIED
         or (error.retry_after is not None and error.retry_after > RETRY_AFTER_CAP_S)
     )
+
+
+# The retry limits of the attempt in progress (max tries, deadline in loop time): read by the one
+# retrying wrapper below, so it is built once rather than once per attempt.
+_retry_limits: contextvars.ContextVar[tuple[int, float]] = contextvars.ContextVar("retry_limits")
+
+
+def _remaining() -> float:
+    return max(0.0, _retry_limits.get()[1] - asyncio.get_running_loop().time())
+
+
+@backoff.on_exception(
+    _waits,
+    UpstreamError,
+    max_tries=lambda: _retry_limits.get()[0],
+    max_time=_remaining,
+    giveup=_give_up,
+    jitter=None,
+    logger=None,  # we log attempts ourselves, once, at the right level
+)
+async def _with_retries(one_try: Callable[[], Awaitable[Opened]]) -> Opened:
+    return await one_try()
 
 
 class Dispatcher:
@@ -156,17 +179,8 @@ class Dispatcher:
             record.tries += 1
             return await self._try(backend, breaker, policy, request, record.model, deadline)
 
-        loop = asyncio.get_running_loop()
-        retrying = backoff.on_exception(
-            _waits,
-            UpstreamError,
-            max_tries=policy.max_tries,
-            max_time=lambda: max(0.0, deadline - loop.time()),
-            giveup=_give_up,
-            jitter=None,
-            logger=None,  # we log attempts ourselves, once, at the right level
-        )(one_try)
-        return await retrying()
+        _retry_limits.set((policy.max_tries, deadline))
+        return await _with_retries(one_try)
 
     async def _try(
         self, backend, breaker: Breaker, policy: Policy, request: ChatRequest, model: str, deadline: float
