@@ -23,7 +23,7 @@ from mlxgw.backends.base import Item, is_meaningful
 from mlxgw.backends.registry import Registry
 from mlxgw.breaker import Breaker, Breakers, Permit
 from mlxgw.canonical import ChatRequest
-from mlxgw.config import LOCAL, MappingSettings, Policy, Settings
+from mlxgw.config import LOCAL, Policy, Settings
 from mlxgw.errors import GatewayError, UpstreamError
 
 log = logging.getLogger("mlxgw.dispatch")
@@ -109,20 +109,19 @@ class Dispatcher:
     def __init__(
         self,
         registry: Registry,
-        mappings: Callable[[], list[MappingSettings]],
+        routes: Callable[[], routing.RouteTable],
         settings: Callable[[], Settings],
     ) -> None:
         self.registry = registry
-        self.mappings = mappings
+        self.routes = routes
         self.settings = settings
         self.breakers = Breakers()
 
     def route(self, model: str) -> routing.Route:
-        mappings = self.mappings()
-        route = routing.resolve(model, mappings)
+        table = self.routes()
+        route = table.resolve(model)
         if route is None:
-            known = routing.listed_models(mappings)
-            patterns = [m.pattern for m in routing.ordered(mappings) if m.pattern not in known]
+            known, patterns = table.listed(), table.patterns()
             hints = [f"available: {', '.join(known)}"] if known else []
             hints += [f"mapped patterns: {', '.join(patterns)}"] if patterns else []
             hint = "; " + "; ".join(hints or ["no models are mapped yet (see `mlxgw map add`)"])

@@ -38,10 +38,28 @@ def ordered(mappings: tuple[MappingSettings, ...] | list[MappingSettings]) -> li
 
 
 def resolve(model: str, mappings: tuple[MappingSettings, ...] | list[MappingSettings]) -> Route | None:
-    for mapping in ordered(mappings):
-        if fnmatchcase(model, mapping.pattern):
-            return Route(mapping, chain_for(model, mapping))
-    return None
+    return RouteTable(mappings).resolve(model)
+
+
+class RouteTable:
+    """The mappings sorted once into match order, for resolving many requests."""
+
+    def __init__(self, mappings: tuple[MappingSettings, ...] | list[MappingSettings]) -> None:
+        self.mappings = list(mappings)
+        self.ordered = ordered(self.mappings)
+
+    def resolve(self, model: str) -> Route | None:
+        for mapping in self.ordered:
+            if fnmatchcase(model, mapping.pattern):
+                return Route(mapping, chain_for(model, mapping))
+        return None
+
+    def listed(self) -> list[str]:
+        """Model names a client can ask for by name: every enabled pattern without wildcards."""
+        return [m.pattern for m in self.ordered if not any(ch in m.pattern for ch in WILDCARDS)]
+
+    def patterns(self) -> list[str]:
+        return [m.pattern for m in self.ordered if any(ch in m.pattern for ch in WILDCARDS)]
 
 
 def chain_for(model: str, mapping: MappingSettings) -> tuple[Attempt, ...]:
@@ -55,8 +73,7 @@ def chain_for(model: str, mapping: MappingSettings) -> tuple[Attempt, ...]:
 
 
 def listed_models(mappings: tuple[MappingSettings, ...] | list[MappingSettings]) -> list[str]:
-    """Model names a client can ask for by name: every enabled pattern without wildcards."""
-    return [m.pattern for m in ordered(mappings) if not any(ch in m.pattern for ch in WILDCARDS)]
+    return RouteTable(mappings).listed()
 
 
 def local_models(mappings: tuple[MappingSettings, ...] | list[MappingSettings]) -> dict[str, str]:

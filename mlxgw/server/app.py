@@ -48,7 +48,7 @@ def create_app(
         state.load()
         app[SESSION] = session
         app[STATE] = state
-        app[DISPATCHER] = Dispatcher(registry, lambda: state.mappings, lambda: state.settings)
+        app[DISPATCHER] = Dispatcher(registry, lambda: state.routes, lambda: state.settings)
         writer = RequestLogWriter()
         writer.start()
         app[REQUEST_LOG] = writer

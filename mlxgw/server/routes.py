@@ -7,7 +7,7 @@ import time
 
 from aiohttp import web
 
-from mlxgw import __version__, routing
+from mlxgw import __version__
 from mlxgw.errors import GatewayError
 from mlxgw.protocols import anthropic as anthropic_wire
 from mlxgw.server.chat import chat, read_json
@@ -28,7 +28,7 @@ async def count_tokens(request: web.Request) -> web.Response:
 
 
 async def models(request: web.Request) -> web.Response:
-    names = routing.listed_models(request.app[STATE].mappings)
+    names = request.app[STATE].routes.listed()
     created = int(time.time())
     if wire_for(request) is anthropic_wire:
         stamp = dt.datetime.fromtimestamp(created, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

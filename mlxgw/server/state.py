@@ -11,6 +11,7 @@ import os
 from mlxgw.backends.registry import Registry
 from mlxgw.config import MappingSettings, Settings
 from mlxgw.errors import MlxgwError
+from mlxgw.routing import RouteTable
 from mlxgw.store import client_keys
 from mlxgw.store.database import generation
 from mlxgw.store.mappings import load_mappings
@@ -23,10 +24,14 @@ class LiveState:
     def __init__(self, workspace: Workspace, registry: Registry) -> None:
         self.workspace = workspace
         self.registry = registry
-        self.mappings: list[MappingSettings] = []
+        self.routes = RouteTable([])
         self.client_keys: dict[str, str] = {}
         self.key_last_used: dict[str, float] = {}  # monotonic time each client key was last recorded used
         self._seen: tuple = ()
+
+    @property
+    def mappings(self) -> list[MappingSettings]:
+        return self.routes.mappings
 
     @property
     def settings(self) -> Settings:
@@ -51,7 +56,7 @@ class LiveState:
             except MlxgwError as exc:
                 log.error("config not reloaded: %s", exc)
         self.registry.refresh(self.workspace.settings)
-        self.mappings = load_mappings()
+        self.routes = RouteTable(load_mappings())
         self.client_keys = client_keys.hashes()
         self._seen = self._fingerprint()
 
