@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -60,6 +61,10 @@ class RouteTable:
 
     def patterns(self) -> list[str]:
         return [m.pattern for m in self.ordered if any(ch in m.pattern for ch in WILDCARDS)]
+
+    @functools.cached_property
+    def local_models(self) -> dict[str, str]:
+        return local_models(self.mappings)
 
 
 def chain_for(model: str, mapping: MappingSettings) -> tuple[Attempt, ...]:

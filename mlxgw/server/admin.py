@@ -8,7 +8,7 @@ import time
 
 from aiohttp import web
 
-from mlxgw import __version__, routing
+from mlxgw import __version__
 from mlxgw.errors import GatewayError
 from mlxgw.server.keys import DISPATCHER, SETTINGS, STARTED, STATE
 
@@ -33,7 +33,7 @@ def _local(request: web.Request):
 async def models(request: web.Request) -> web.Response:
     _loopback_only(request)
     local = _local(request)
-    configured = routing.local_models(request.app[STATE].mappings)
+    configured = request.app[STATE].routes.local_models
     status = await local.status()
     return web.json_response({"configured": sorted(configured), "worker": status})
 

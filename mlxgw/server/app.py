@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
 
-from mlxgw import routing
 from mlxgw.backends.base import Backend
 from mlxgw.backends.registry import Registry
 from mlxgw.config import Settings
@@ -42,7 +41,7 @@ def create_app(
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
-        local_backend = local if local is not None else _local_backend(workspace.settings, lambda: state.mappings)
+        local_backend = local if local is not None else _local_backend(workspace.settings, lambda: state.routes.local_models)
         registry = Registry(session, workspace.vault, local=local_backend, extra=backends)
         state = LiveState(workspace, registry)
         state.load()
@@ -66,12 +65,12 @@ def create_app(
     return app
 
 
-def _local_backend(settings: Settings, mappings) -> Backend:
+def _local_backend(settings: Settings, models: Callable[[], dict[str, str]]) -> Backend:
     from mlxgw.backends.local import LocalBackend  # the worker client; MLX itself loads only in the worker
 
     local = settings.local
     return LocalBackend(
-        models=lambda: routing.local_models(mappings()),
+        models=models,
         max_loaded_models=local.max_loaded_models,
         memory_limit_gb=local.memory_limit_gb,
         idle_unload_s=local.idle_unload_s,
