@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from typing import Any
 
 from mlxgw.config import Settings
@@ -14,37 +11,19 @@ from mlxgw.errors import MlxgwError
 def base_url(settings: Settings) -> str:
     """Where this home's daemon listens: the address it recorded (`--host/--port` may have moved it),
     else the config's."""
-    from mlxgw.daemon.lock import holder
+    from mlxgw.daemon.lock import holder, url_for
 
     info = holder()
     if info is not None and info.listening:
         return info.url
-    host = settings.server.host
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"  # a daemon on every address answers on loopback too
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.server.port}"
+    return url_for(settings.server.host, settings.server.port)
 
 
 def call(settings: Settings, method: str, path: str, *, timeout: float = 30.0) -> Any:
     """Call the daemon; one-line errors when it is not running or says no."""
-    url = base_url(settings) + path
-    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        try:
-            body = json.loads(exc.read())
-            message = (body.get("error") or {}).get("message") or str(body)
-        except ValueError:
-            message = exc.reason
-        raise MlxgwError(f"the daemon said: {message}") from None
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        raise MlxgwError(
-            f"no mlxgw daemon is answering at {base_url(settings)}; start one with `mlxgw serve` or `mlxgw start`"
-        ) from None
+    from mlxgw.daemon.client import DaemonClient
+
+    return DaemonClient(base_url(settings), timeout=timeout).call(method, path)
 
 
 def running(settings: Settings) -> bool:

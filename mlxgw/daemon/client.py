@@ -89,8 +89,13 @@ class DaemonClient:
         self.timeout = timeout
 
     def models(self) -> list[str]:
-        body = json.loads(self._open("GET", "/v1/models").read())
+        body = self.call("GET", "/v1/models")
         return [m["id"] for m in body.get("data") or []]
+
+    def call(self, method: str, path: str) -> Any:
+        """One JSON request to the daemon (its admin endpoints too); one-line errors."""
+        with self._open(method, path) as response:
+            return json.loads(response.read() or b"null")
 
     def chat(self, model: str, messages: list[dict[str, str]], *, max_tokens: int | None = None) -> Reply:
         body: dict[str, Any] = {

@@ -39,12 +39,16 @@ class DaemonInfo:
 
     @property
     def url(self) -> str:
-        host = self.host or "127.0.0.1"
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"  # a daemon on every address answers on loopback too
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return url_for(self.host or "127.0.0.1", self.port)
+
+
+def url_for(host: str, port: int | None) -> str:
+    """The URL a client on this machine reaches a daemon bound to host:port at."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"  # a daemon on every address answers on loopback too
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def lock_path() -> Path:
