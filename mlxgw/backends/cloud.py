@@ -69,7 +69,11 @@ class CloudBackend:
         body = json.dumps(self._body(request, model, passthrough), ensure_ascii=False).encode()
         url = self._url(self.chat_path)
         async with self.upstream.post(url, body, self.headers(request, passthrough), self.wire.error_from_upstream) as resp:
-            if request.stream:
+            if request.stream and resp.content_type == "application/json":
+                # A server that ignores `stream: true` and answers whole: stream its answer ourselves.
+                for ev in self._events(await read_body(resp, self.name)):
+                    yield ev
+            elif request.stream:
                 parser = self.wire.StreamParser()
                 skip = None  # once content flows, a relay parses only the frames that matter to the log
                 async for frames in sse_frames(resp, self.name):

@@ -227,3 +227,42 @@ async def test_same_backend_and_model_never_tried_twice():
             assert status == 502
             assert "backend a failed" in json.loads(body)["error"]["message"]
             assert len(a.requests) == 1
+
+
+async def _whole_answering_upstream():
+    """An OpenAI-compatible server that ignores `stream: true` and always answers with one JSON body."""
+    from aiohttp import web
+
+    async def handler(request):
+        return web.json_response({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "whole answer"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+        })
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    return server
+
+
+@pytest.mark.parametrize("client_protocol", ["openai", "anthropic"])
+async def test_upstream_that_ignores_stream_true_is_streamed_anyway(client_protocol):
+    import anthropic
+
+    upstream = await _whole_answering_upstream()
+    try:
+        async with gateway_for({"p": ("openai", str(upstream.make_url("/v1")), {})}, [{"pattern": "m", "backend": "p"}]) as url:
+            if client_protocol == "openai":
+                stream = await client(url).chat.completions.create(model="m", messages=MSG, stream=True)
+                chunks = [c async for c in stream]
+                assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "whole answer"
+                assert chunks[-1].choices[0].finish_reason == "stop"
+            else:
+                an = anthropic.AsyncAnthropic(base_url=url, api_key="x", max_retries=0)
+                async with an.messages.stream(model="m", max_tokens=10, messages=MSG) as s:
+                    final = await s.get_final_message()
+                assert final.content[0].text == "whole answer" and final.usage.output_tokens == 2
+    finally:
+        await upstream.close()
