@@ -86,7 +86,7 @@ async def read_body(response: aiohttp.ClientResponse, backend: str) -> bytes:
     try:
         return await response.read()
     except TimeoutError:
-        raise UpstreamError("timeout", f"backend {backend} stalled mid-answer", backend=backend, retryable=True) from None
+        raise UpstreamError("timeout", f"backend {backend} timed out: it went silent mid-answer", backend=backend, retryable=True) from None
     except aiohttp.ClientError as exc:
         raise UpstreamError("bad_gateway", f"backend {backend} broke off: {describe(exc)}", backend=backend, retryable=True) from None
 
@@ -112,7 +112,7 @@ async def sse_frames(
             if frames:
                 yield frames
     except TimeoutError:
-        raise UpstreamError("timeout", f"backend {backend} stream stalled", backend=backend, retryable=True) from None
+        raise UpstreamError("timeout", f"backend {backend} timed out: its stream went silent", backend=backend, retryable=True) from None
     except aiohttp.ClientError as exc:
         raise UpstreamError("bad_gateway", f"backend {backend} stream broke off: {describe(exc)}", backend=backend, retryable=True) from None
     if buffer.strip():

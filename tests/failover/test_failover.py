@@ -180,7 +180,8 @@ async def test_idle_stream_after_first_byte_ends_with_error_event():
     upstream = await _stalling_upstream()
     try:
         base = str(upstream.make_url("/v1"))
-        async with gateway_for({"p": ("openai", base, {"idle_timeout_s": 0.5})}, [{"pattern": "m", "backend": "p"}]) as url:
+        policy = {"idle_timeout_s": 0.5, "first_byte_timeout_s": 10}  # a loaded machine may be slow to the first byte
+        async with gateway_for({"p": ("openai", base, policy)}, [{"pattern": "m", "backend": "p"}]) as url:
             with Clock() as clock:
                 status, _, body = await post(url, stream=True)
             assert status == 200
