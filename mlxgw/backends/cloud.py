@@ -19,6 +19,7 @@ from mlxgw.canonical import MEANINGFUL, ChatRequest, Start
 from mlxgw.errors import GatewayError, UpstreamError
 from mlxgw.protocols import anthropic as anthropic_wire
 from mlxgw.protocols import openai as openai_wire
+from mlxgw.protocols.sse import SSEEvent
 
 log = logging.getLogger("mlxgw.backends")
 
@@ -122,16 +123,17 @@ class CloudBackend:
 
 
 def _read_frames(
-    parser, frames: list[tuple[bytes, str | None, str]], skip: Callable[[bytes], bool] | None
+    parser, frames: list[SSEEvent], skip: Callable[[bytes], bool] | None
 ) -> tuple[bytes, list, UpstreamError | None]:
     """Parse one read's frames in order (but those `skip` says carry only content); an error frame
     stops there, keeping what came before it."""
     raws: list[bytes] = []
     events: list = []
-    for raw, event, data in frames:
+    for frame in frames:
+        raw = frame.raw
         try:
-            if data and not (skip and skip(raw)):
-                events.extend(parser.feed(event, data))
+            if frame.data and not (skip and skip(raw)):
+                events.extend(parser.feed(frame.event, frame.data))
         except UpstreamError as exc:
             return b"".join(raws), events, exc
         raws.append(raw)

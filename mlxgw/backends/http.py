@@ -11,6 +11,7 @@ import aiohttp
 
 from mlxgw.config import BackendSettings
 from mlxgw.errors import UpstreamError
+from mlxgw.protocols.sse import SSEDecoder, SSEEvent
 
 # Upstream response headers a passthrough client may care about.
 RELAYED_HEADERS = ("retry-after", "retry-after-ms", "anthropic-ratelimit-requests-remaining", "x-ratelimit-remaining-requests")
@@ -91,53 +92,17 @@ async def read_body(response: aiohttp.ClientResponse, backend: str) -> bytes:
         raise UpstreamError("bad_gateway", f"backend {backend} broke off: {describe(exc)}", backend=backend, retryable=True) from None
 
 
-async def sse_frames(
-    response: aiohttp.ClientResponse, backend: str
-) -> AsyncIterator[list[tuple[bytes, str | None, str]]]:
-    """Yield, for each read from the upstream, its complete SSE frames as (raw bytes, event, data).
-
-    The raw bytes include each frame's blank-line terminator, so relaying them reproduces the
-    stream; grouping frames by read lets a relay write them with one send. Comment-only frames come
-    with data "" so a relay passes keep-alives through.
-    """
-    buffer = b""
+async def sse_frames(response: aiohttp.ClientResponse, backend: str) -> AsyncIterator[list[SSEEvent]]:
+    """Yield, for each read from the upstream, its complete SSE events (with their raw bytes, so a
+    relay reproduces the stream and writes one read's frames with one send)."""
+    decoder = SSEDecoder()
     try:
         async for chunk in response.content.iter_any():
-            buffer += chunk
-            frames = []
-            while (end := _frame_end(buffer))[0] >= 0:
-                cut = end[0] + end[1]
-                raw, buffer = buffer[:cut], buffer[cut:]
-                frames.append((raw, *_parse_frame(raw[: end[0]])))
-            if frames:
-                yield frames
+            if events := decoder.feed(chunk):
+                yield events
     except TimeoutError:
         raise UpstreamError("timeout", f"backend {backend} timed out: its stream went silent", backend=backend, retryable=True) from None
     except aiohttp.ClientError as exc:
         raise UpstreamError("bad_gateway", f"backend {backend} stream broke off: {describe(exc)}", backend=backend, retryable=True) from None
-    if buffer.strip():
-        yield [(buffer, *_parse_frame(buffer))]
-
-
-def _frame_end(buffer: bytes) -> tuple[int, int]:
-    """Where the first frame ends, and the separator's length; (-1, 0) when no frame is complete."""
-    end = buffer.find(b"\n\n")
-    if b"\r" not in buffer:  # the usual case: plain newlines, one search
-        return (end, 2) if end >= 0 else (-1, 0)
-    candidates = [(i, len(sep)) for sep in (b"\n\n", b"\r\n\r\n", b"\r\r") if (i := buffer.find(sep)) >= 0]
-    return min(candidates) if candidates else (-1, 0)
-
-
-def _parse_frame(raw: bytes) -> tuple[str | None, str]:
-    event = None
-    data: list[str] = []
-    for line in raw.decode("utf-8", errors="replace").splitlines():
-        if not line or line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if field == "event":
-            event = value
-        elif field == "data":
-            data.append(value)
-    return event, "\n".join(data)
+    if events := decoder.flush():
+        yield events

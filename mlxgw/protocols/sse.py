@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import NamedTuple
-
-import aiohttp
+from dataclasses import dataclass, field
 
 
-class SSEEvent(NamedTuple):
+@dataclass(frozen=True)
+class SSEEvent:
+    """One event. `raw` holds its bytes as they came, blank line included, for relaying untouched.
+
+    A frame of comments only (a keep-alive) comes as an event with data "": nothing to parse, but a
+    relay still passes it on.
+    """
+
     event: str | None
     data: str
+    raw: bytes = field(default=b"", compare=False, repr=False)
 
 
 class SSEDecoder:
@@ -23,6 +28,7 @@ class SSEDecoder:
         self._buffer = b""
         self._event: str | None = None
         self._data: list[str] = []
+        self._raw = bytearray()  # the current event's bytes so far
         self._first = True
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
@@ -31,6 +37,7 @@ class SSEDecoder:
         start = 0
         while cut := _line_end(buffer, start):
             end, after = cut
+            self._raw += buffer[start:after]
             if event := self._line(buffer[start:end].decode("utf-8", "replace")):
                 events.append(event)
             start = after
@@ -41,8 +48,8 @@ class SSEDecoder:
         """At end of stream: a last event missing its blank line is still delivered (lenient)."""
         events = self.feed(b"\n") if self._buffer else []
         if self._data:
-            events.append(SSEEvent(self._event, "\n".join(self._data)))
-        self._event, self._data = None, []
+            events.append(SSEEvent(self._event, "\n".join(self._data), bytes(self._raw)))
+        self._event, self._data, self._raw = None, [], bytearray()
         return events
 
     def _line(self, line: str) -> SSEEvent | None:
@@ -50,8 +57,12 @@ class SSEDecoder:
             line = line.removeprefix("\ufeff")
             self._first = False
         if not line:
-            event = SSEEvent(self._event, "\n".join(self._data)) if self._data else None
-            self._event, self._data = None, []
+            raw = bytes(self._raw)
+            if self._data:
+                event = SSEEvent(self._event, "\n".join(self._data), raw)
+            else:
+                event = SSEEvent(None, "", raw) if raw.strip() else None  # comments only, or a stray blank line
+            self._event, self._data, self._raw = None, [], bytearray()
             return event
         if line.startswith(":"):
             return None
@@ -83,13 +94,3 @@ def frame(data: str | bytes, event: str | None = None) -> bytes:
     head = b"event: " + event.encode() + b"\n" if event else b""
     lines = b"".join(b"data: " + line + b"\n" for line in payload.split(b"\n"))
     return head + lines + b"\n"
-
-
-async def iter_sse(content: aiohttp.StreamReader) -> AsyncIterator[SSEEvent]:
-    """Yield events as their bytes arrive, never holding more than one partial event."""
-    decoder = SSEDecoder()
-    async for chunk in content.iter_any():
-        for event in decoder.feed(chunk):
-            yield event
-    for event in decoder.flush():
-        yield event

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from aiohttp import web
-
-from mlxgw.protocols.sse import SSEDecoder, SSEEvent, frame, iter_sse
+from mlxgw.protocols.sse import SSEDecoder, SSEEvent, frame
 
 SAMPLE = (
     b": keep-alive comment\r\n"
@@ -77,24 +73,9 @@ def test_frame_round_trips_through_the_decoder():
     ]
 
 
-async def test_iter_sse_yields_events_while_the_stream_is_still_open(aiohttp_client):
-    release = asyncio.Event()
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
-        await resp.prepare(request)
-        await resp.write(frame("one", "a") + b"data: tw")
-        await release.wait()  # the client must see "one" before we send anything more
-        await resp.write(b"o\n\n")
-        await resp.write_eof()
-        return resp
-
-    app = web.Application()
-    app.router.add_get("/", handler)
-    client = await aiohttp_client(app)
-    resp = await client.get("/")
-    seen = []
-    async for event in iter_sse(resp.content):
-        seen.append(event)
-        release.set()
-    assert seen == [SSEEvent("a", "one"), SSEEvent(None, "two")]
+def test_raw_bytes_reproduce_the_stream_and_keep_alives_are_kept():
+    stream = b": keep-alive\n\n" + SAMPLE
+    events = decode([stream[:7], stream[7:40], stream[40:]])
+    assert events[0] == SSEEvent(None, "") and events[0].raw == b": keep-alive\n\n"
+    assert b"".join(e.raw for e in events) == stream.replace(b"\n\n\ndata: [DONE]", b"\n\ndata: [DONE]")
+    assert [e for e in events if e.data] == EXPECTED
