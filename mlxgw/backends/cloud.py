@@ -26,6 +26,8 @@ log = logging.getLogger("mlxgw.backends")
 _FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')  # a finish reason is a string; null is not one
 _CONTENT_EVENTS = (b"event: content_block_delta", b"event: content_block_start", b"event: content_block_stop", b"event: ping")
 
+_NO_REQUEST = ChatRequest(model="", messages=[])  # headers for calls that carry no client request
+
 # Relayed bytes must be the bytes the client can read: ask upstreams not to compress.
 BASE_HEADERS = {"content-type": "application/json", "accept": "application/json", "accept-encoding": "identity"}
 
@@ -64,6 +66,17 @@ class CloudBackend:
         if passthrough:
             return self.wire.passthrough_body(request.raw, model)
         return self.wire.build_request(request, model)
+
+    models_path: str
+
+    async def list_models(self) -> list[str]:
+        """The model ids the upstream offers (its /models list)."""
+        async with self.upstream.get(self._url(self.models_path), self.headers(_NO_REQUEST, False), self.wire.error_from_upstream) as resp:
+            raw = await read_body(resp, self.name)
+        try:
+            return [str(m["id"]) for m in json.loads(raw)["data"] if isinstance(m, dict) and "id" in m]
+        except (ValueError, KeyError, TypeError):
+            raise UpstreamError("bad_gateway", f"backend {self.name} sent a malformed model list", backend=self.name) from None
 
     async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Item]:
         passthrough = self._passthrough(request)
@@ -144,6 +157,7 @@ class OpenAIBackend(CloudBackend):
     kind = "openai"
     wire = openai_wire
     chat_path = "/chat/completions"
+    models_path = "/models"
 
     @staticmethod
     def content_only(raw: bytes) -> bool:
@@ -171,6 +185,7 @@ class AnthropicBackend(CloudBackend):
     kind = "anthropic"
     wire = anthropic_wire
     chat_path = "/v1/messages"
+    models_path = "/v1/models?limit=1000"
 
     @staticmethod
     def content_only(raw: bytes) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import aiohttp
 
@@ -33,11 +33,22 @@ class Upstream:
         p = self.settings.policy
         return aiohttp.ClientTimeout(total=None, connect=p.connect_timeout_s, sock_connect=p.connect_timeout_s, sock_read=p.idle_timeout_s)
 
+    def get(
+        self, url: str, headers: dict[str, str], error: Callable[[int, bytes, dict], UpstreamError]
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        return self.post(url, None, headers, error, method="GET")
+
     @asynccontextmanager
     async def post(
-        self, url: str, body: bytes, headers: dict[str, str], error: Callable[[int, bytes, dict], UpstreamError]
+        self,
+        url: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        error: Callable[[int, bytes, dict], UpstreamError],
+        *,
+        method: str = "POST",
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """POST and yield the response once its headers arrived with a 2xx status.
+        """Send and yield the response once its headers arrived with a 2xx status.
 
         Connection failures and timeouts become retryable `UpstreamError`s; a non-2xx status becomes
         what `error(status, body, headers)` makes of it.
@@ -45,7 +56,7 @@ class Upstream:
         policy = self.settings.policy
         try:
             async with asyncio.timeout(policy.first_byte_timeout_s + policy.connect_timeout_s):
-                response = await self.session.post(url, data=body, headers=headers, timeout=self._timeout())
+                response = await self.session.request(method, url, data=body, headers=headers, timeout=self._timeout())
         except TimeoutError:
             raise UpstreamError("timeout", f"backend {self.name} did not answer in time", backend=self.name, retryable=True) from None
         except aiohttp.ClientError as exc:

@@ -14,7 +14,8 @@ from mlxgw.backends.registry import Registry
 from mlxgw.config import Settings
 from mlxgw.dispatcher import Dispatcher
 from mlxgw.server import admin, middleware
-from mlxgw.server.keys import DISPATCHER, REQUEST_LOG, SESSION, SETTINGS, STARTED, STATE
+from mlxgw.server.catalog import ModelCatalog
+from mlxgw.server.keys import CATALOG, DISPATCHER, REQUEST_LOG, SESSION, SETTINGS, STARTED, STATE
 from mlxgw.server.routes import add_routes
 from mlxgw.server.state import LiveState, watch
 from mlxgw.store.request_log import RequestLogWriter
@@ -48,6 +49,7 @@ def create_app(
         app[SESSION] = session
         app[STATE] = state
         app[DISPATCHER] = Dispatcher(registry, lambda: state.routes, lambda: state.settings)
+        app[CATALOG] = ModelCatalog(registry)
         writer = RequestLogWriter()
         writer.start()
         app[REQUEST_LOG] = writer

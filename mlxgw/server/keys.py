@@ -7,6 +7,7 @@ from aiohttp import web
 
 from mlxgw.config import Settings
 from mlxgw.dispatcher import Dispatcher
+from mlxgw.server.catalog import ModelCatalog
 from mlxgw.server.state import LiveState
 from mlxgw.store.request_log import RequestLogWriter
 
@@ -16,3 +17,4 @@ STARTED = web.AppKey("started", float)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 REQUEST_LOG = web.AppKey("request_log", RequestLogWriter)
+CATALOG = web.AppKey("catalog", ModelCatalog)

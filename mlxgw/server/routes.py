@@ -11,7 +11,7 @@ from mlxgw import __version__
 from mlxgw.errors import GatewayError
 from mlxgw.protocols import anthropic as anthropic_wire
 from mlxgw.server.chat import chat, read_json
-from mlxgw.server.keys import DISPATCHER, STARTED, STATE
+from mlxgw.server.keys import CATALOG, DISPATCHER, STARTED, STATE
 from mlxgw.server.middleware import wire_for
 
 
@@ -28,7 +28,7 @@ async def count_tokens(request: web.Request) -> web.Response:
 
 
 async def models(request: web.Request) -> web.Response:
-    names = request.app[STATE].routes.listed()
+    names = await request.app[CATALOG].listed(request.app[STATE].routes)
     created = int(time.time())
     if wire_for(request) is anthropic_wire:
         stamp = dt.datetime.fromtimestamp(created, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

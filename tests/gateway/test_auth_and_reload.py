@@ -135,9 +135,15 @@ async def test_a_new_mapping_is_routable_without_restart(gateway):
     await eventually(gone, timeout=5)
 
 
-async def test_models_lists_non_wildcard_mappings_in_either_shape(gateway):
+# The fakes offer gpt-4o, gpt-4o-mini (oa) and claude-sonnet-4-6, claude-haiku-4-5 (an); the
+# wildcard mappings gpt-* and claude-* list the upstream ids they route.
+UPSTREAM_IDS = ["claude-haiku-4-5", "claude-sonnet-4-6", "gpt-4o", "gpt-4o-mini"]
+
+
+async def test_models_lists_mappings_and_the_upstream_models_they_route_in_either_shape(gateway):
     cli("map", "add", "house-model", "oa")
     cli("map", "add", "house-claude", "an", "--model", "claude-haiku-4-5")
+    expected = sorted(["house-claude", "house-model", *UPSTREAM_IDS])
 
     async def listed():
         r = await get(gateway.url + "/v1/models")
@@ -146,7 +152,8 @@ async def test_models_lists_non_wildcard_mappings_in_either_shape(gateway):
     r = await eventually(listed, timeout=5)
     assert r.json["object"] == "list"
     ids = [m["id"] for m in r.json["data"]]
-    assert sorted(ids) == ["house-claude", "house-model"]  # gpt-* and claude-* are patterns, not models
+    assert set(ids[:2]) == {"house-model", "house-claude"}  # exact names first
+    assert sorted(ids) == expected
     assert all(
         m["object"] == "model" and isinstance(m["created"], int) and m["owned_by"] for m in r.json["data"]
     )
@@ -156,7 +163,7 @@ async def test_models_lists_non_wildcard_mappings_in_either_shape(gateway):
     body = r.json
     assert set(body) >= {"data", "has_more", "first_id", "last_id"}
     assert body["has_more"] is False
-    assert sorted(m["id"] for m in body["data"]) == ["house-claude", "house-model"]
+    assert sorted(m["id"] for m in body["data"]) == expected
     assert body["first_id"] == body["data"][0]["id"] and body["last_id"] == body["data"][-1]["id"]
     for m in body["data"]:
         assert m["type"] == "model" and m["display_name"]
@@ -164,9 +171,32 @@ async def test_models_lists_non_wildcard_mappings_in_either_shape(gateway):
 
     # And through the SDKs.
     page = await gateway.anthropic().models.list()
-    assert sorted(m.id for m in page.data) == ["house-claude", "house-model"]
+    assert sorted(m.id for m in page.data) == expected
     listing = await gateway.openai().models.list()
-    assert sorted(m.id for m in listing.data) == ["house-claude", "house-model"]
+    assert sorted(m.id for m in listing.data) == expected
+    # Each upstream was asked once: the lists are cached.
+    assert len([q for q in gateway.openai_up.requests if q.path == "/v1/models"]) == 1
+    assert gateway.openai_up.requests[-1].bearer == OPENAI_KEY
+
+
+async def test_models_lists_an_id_only_under_the_mapping_that_would_serve_it(gateway):
+    cli("map", "add", "gpt-4o*", "an", "--priority", "5", "--model", "claude-haiku-4-5")
+    # gpt-4o and gpt-4o-mini now reach `an` through a mapping with a fixed model: not oa's to list.
+    ids = await eventually(lambda: _ids_without(gateway, "gpt-4o"), timeout=5)
+    assert "gpt-4o-mini" not in ids and "claude-sonnet-4-6" in ids
+
+
+async def _ids_without(gateway, model):
+    ids = [m["id"] for m in (await get(gateway.url + "/v1/models")).json["data"]]
+    return ids if model not in ids else None
+
+
+async def test_models_still_answers_when_an_upstream_list_fails(gateway):
+    gateway.openai_up.push(Reply(status=500), endpoint="models")
+    r = await get(gateway.url + "/v1/models")
+    assert r.status == 200
+    ids = [m["id"] for m in r.json["data"]]
+    assert "gpt-4o" not in ids and "claude-sonnet-4-6" in ids
 
 
 async def test_count_tokens_for_an_anthropic_upstream(gateway):
