@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from mlxgw.canonical import ChatRequest, Event, Finish, Start
@@ -169,6 +170,15 @@ class LocalBackend:
                 backend=self.name,
                 retryable=True,
                 code="model_not_found",
+            )
+        if path.startswith(("/", "~", ".")) and not Path(path).expanduser().is_dir():
+            # A directory that is not there: say so now rather than after starting a worker.
+            raise UpstreamError(
+                "unavailable",
+                f"local model {model!r}: no directory at {path}",
+                backend=self.name,
+                retryable=True,
+                code="model_unavailable",
             )
         return path
 

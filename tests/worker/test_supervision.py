@@ -248,3 +248,11 @@ async def test_a_worker_that_cannot_start_is_a_retryable_error(own_backend, pyth
         await run(local, chat(max_tokens=4))
     assert (caught.value.kind, caught.value.retryable) == ("unavailable", True)
     assert "did not start" in caught.value.message
+
+
+async def test_a_missing_directory_fails_without_starting_a_worker(own_backend, tmp_path):
+    local = own_backend({"gone": str(tmp_path / "nowhere")})
+    with pytest.raises(UpstreamError) as caught:
+        await run(local, chat(), model="gone")
+    assert caught.value.code == "model_unavailable" and "no directory" in caught.value.message
+    assert (await local.status())["running"] is False
