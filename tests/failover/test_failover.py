@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 
 from mlxgw.store import request_log
 from tests.failover.rig import Clock, client, gateway_for
-from tests.fakes.upstream import FakeAnthropic, FakeOpenAI, Reply, refused_url
+from tests.fakes.upstream import FakeAnthropic, FakeOpenAI, Reply, Usage, refused_url
 
 MSG = [{"role": "user", "content": "hi"}]
 
@@ -267,3 +267,16 @@ async def test_upstream_that_ignores_stream_true_is_streamed_anyway(client_proto
                 assert final.content[0].text == "whole answer" and final.usage.output_tokens == 2
     finally:
         await upstream.close()
+
+
+async def test_count_tokens_falls_through_the_chain():
+    import anthropic
+
+    async with FakeAnthropic() as down, FakeAnthropic() as up:
+        down.push(Reply(status=529), endpoint="count_tokens")
+        up.push(Reply(usage=Usage(input_tokens=77)), endpoint="count_tokens")
+        backends = {"down": ("anthropic", down.url, {}), "up": ("anthropic", up.url, {})}
+        async with gateway_for(backends, [{"pattern": "claude-*", "backend": "down", "fallbacks": ["up"]}]) as url:
+            an = anthropic.AsyncAnthropic(base_url=url, api_key="x", max_retries=0)
+            counted = await an.messages.count_tokens(model="claude-x", messages=MSG)
+            assert counted.input_tokens == 77
