@@ -453,26 +453,31 @@ class ConfigEditor:
         return self.doc["mappings"]
 
     def add_mapping(self, mapping: MappingSettings, *, replace_existing: bool = False) -> None:
+        """Append a mapping; with `replace_existing`, rewrite the one with the same pattern in place
+        (its position, comments, `enabled` and `fallback_on` stay)."""
         aot = self._mappings()
-        for i, existing in enumerate(aot):
-            if existing.get("pattern") == mapping.pattern:
-                if not replace_existing:
-                    raise ConfigError(f"a mapping for {mapping.pattern!r} already exists (remove it first)")
-                del aot[i]
-                break
-        table = tomlkit.table()
-        table["pattern"] = mapping.pattern
+        table = next((t for t in aot if t.get("pattern") == mapping.pattern), None)
+        if table is not None and not replace_existing:
+            raise ConfigError(f"a mapping for {mapping.pattern!r} already exists (remove it first, or --replace)")
+        fresh = table is None
+        if fresh:
+            table = tomlkit.table()
+            table["pattern"] = mapping.pattern
         table["backend"] = mapping.backend
-        if mapping.model:
-            table["model"] = mapping.model
-        if mapping.fallbacks:
-            table["fallbacks"] = [str(t) for t in mapping.fallbacks]
-        if mapping.priority:
-            table["priority"] = mapping.priority
-        if not mapping.enabled:
-            table["enabled"] = False
-        table.add(tomlkit.nl())
-        aot.append(table)
+        for key, value in (
+            ("model", mapping.model),
+            ("fallbacks", [str(t) for t in mapping.fallbacks]),
+            ("priority", mapping.priority),
+        ):
+            if value:
+                table[key] = value
+            elif key in table:
+                del table[key]
+        if fresh:
+            if not mapping.enabled:
+                table["enabled"] = False
+            table.add(tomlkit.nl())
+            aot.append(table)
 
     def remove_mapping(self, pattern: str) -> None:
         aot = self.doc.get("mappings")

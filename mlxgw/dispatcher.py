@@ -32,6 +32,8 @@ RETRY_AFTER_CAP_S = 10.0  # a backend asking us to wait longer than this is skip
 BACKOFF_FACTOR_S = 0.25
 BACKOFF_CAP_S = 4.0
 CONTEXT_LENGTH = "context_length_exceeded"
+# The upstream refused mlxgw's own credentials (or billing): the next backend may well answer.
+BACKEND_AUTH_FAILURES = (401, 402, 403)
 
 
 @dataclass
@@ -149,8 +151,10 @@ class Dispatcher:
                     except UpstreamError as exc:
                         record.error = exc.code or exc.kind
                         last = exc
-                        moves_on = exc.retryable or (
-                            exc.code == CONTEXT_LENGTH and "context_length" in route.mapping.fallback_on
+                        moves_on = (
+                            exc.retryable
+                            or exc.status in BACKEND_AUTH_FAILURES
+                            or (exc.code == CONTEXT_LENGTH and "context_length" in route.mapping.fallback_on)
                         )
                         if not moves_on:
                             raise _client_facing(exc) from None

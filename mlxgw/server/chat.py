@@ -15,7 +15,7 @@ from mlxgw.canonical import ChatRequest, Start, Usage, collect, merge_usage
 from mlxgw.dispatcher import AttemptRecord, Opened
 from mlxgw.errors import GatewayError
 from mlxgw.server.keys import DISPATCHER, REQUEST_LOG, SETTINGS
-from mlxgw.server.middleware import protocol_name, request_id, wire_for
+from mlxgw.server.middleware import TRIED, protocol_name, request_id, wire_for
 
 log = logging.getLogger("mlxgw.server")
 
@@ -106,6 +106,7 @@ def _answer_headers(request: web.Request, opened: Opened, attempts: list[Attempt
 async def chat(request: web.Request) -> web.StreamResponse:
     wire = wire_for(request)
     ledger = Ledger(request, protocol_name(wire))
+    request[TRIED] = ledger.attempts
     try:
         body = await read_json(request)
         creq = wire.parse_request(body, request.headers)

@@ -18,6 +18,8 @@ from mlxgw.store import client_keys
 log = logging.getLogger("mlxgw.server")
 
 REQUEST_ID = web.RequestKey("request_id", str)
+TRIED = web.RequestKey("tried", list)  # the dispatcher's attempt records, for the error headers
+MAX_RETRY_AFTER_S = 86400.0
 
 
 def wire_for(request: web.Request) -> ModuleType:
@@ -41,10 +43,13 @@ def error_response(request: web.Request, err: GatewayError) -> web.Response:
     status, body = wire_for(request).render_error(err, rid)
     headers = {"request-id": rid, "x-request-id": rid}
     if isinstance(err, UpstreamError):
-        # The gateway already retried and failed over: an SDK retrying too would multiply the load.
-        headers["x-should-retry"] = "false"
+        tries = sum(a.tries for a in request.get(TRIED, ()))
+        if tries > 1 or not err.retryable:
+            # The gateway already retried or failed over (or nothing would help): an SDK retrying
+            # too would only multiply the load. After a single try the SDK's own policy decides.
+            headers["x-should-retry"] = "false"
         if err.retry_after is not None:
-            headers["retry-after"] = str(max(1, round(err.retry_after)))
+            headers["retry-after"] = str(max(1, round(min(err.retry_after, MAX_RETRY_AFTER_S))))
     return web.json_response(body, status=status, headers=headers)
 
 

@@ -106,3 +106,16 @@ def test_annotated_example_config_is_valid(mlxgw_home):
     assert settings.backends["openai"].policy.max_tries == 2
     assert [m.pattern for m in settings.mappings] == ["demo", "gpt-*", "claude-*"]
     assert settings.mappings[2].fallback_on == ("context_length",)
+
+
+def test_replace_rewrites_the_mapping_in_place_keeping_what_the_cli_does_not_set(mlxgw_home):
+    cli("map", "add", "a", "local", "-m", "/m/a")
+    cli("map", "add", "b", "local", "-m", "/m/b", "-f", "local:/m/c", "--priority", "2")
+    path = mlxgw_home / "config.toml"
+    path.write_text(path.read_text().replace('model = "/m/b"', 'model = "/m/b"  # keep this comment\nfallback_on = ["context_length"]'))
+    cli("map", "add", "b", "local", "-m", "/m/new", "--replace")
+    settings = config.load(path)
+    assert [m.pattern for m in settings.mappings] == ["a", "b"]  # still second: config order decides ties
+    b = settings.mappings[1]
+    assert (b.model, b.fallbacks, b.priority, b.fallback_on) == ("/m/new", (), 0, ("context_length",))
+    assert "already exists" in cli("map", "add", "b", "local", "-m", "/x", ok=False).output

@@ -280,7 +280,7 @@ async def test_a_long_retry_after_is_relayed_to_the_client(gateway, client, up_k
     up.replies.clear()
     assert_error(r, client, 429)
     assert r.headers["retry-after"] == "30"
-    assert r.headers["x-should-retry"] == "false"
+    assert "x-should-retry" not in r.headers  # one try only: the SDK may wait and retry itself
     assert len(up.requests) == 1  # too long to wait for within the request: not retried
 
 
