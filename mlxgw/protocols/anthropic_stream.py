@@ -191,6 +191,9 @@ class StreamParser:
 # ---- writing our stream ------------------------------------------------------------------------
 
 
+_BLOCK_CONTENT = (TextDelta, ThinkingDelta, ThinkingSignature, RedactedThinking)
+
+
 @dataclass
 class _QueuedCall:
     id: str
@@ -221,6 +224,7 @@ class StreamRenderer:
         self._signature: str | None = None  # for the open thinking block, sent just before its stop
         self._live: int | None = None  # canonical index of the tool call in the open block
         self._queued: dict[int, _QueuedCall] = {}
+        self._held: list[Event] = []  # text or thinking that came while a tool call was live
 
     def render(self, event: Event) -> bytes:
         if isinstance(event, Start):
@@ -234,6 +238,11 @@ class StreamRenderer:
         if self._finished or self._failed:
             return b""
         out = self._begin()
+        if self._live is not None and isinstance(event, _BLOCK_CONTENT):
+            # No block may open inside a live tool call (its arguments are still coming): this
+            # content becomes the block after the call.
+            self._held.append(event)
+            return out
         if isinstance(event, TextDelta) and event.text:
             out += self._open("text") + self._delta({"type": "text_delta", "text": event.text})
         elif isinstance(event, ThinkingDelta) and event.text:
@@ -255,13 +264,19 @@ class StreamRenderer:
         elif isinstance(event, ToolCallEnd):
             if event.index == self._live:
                 out += self._close() + self._promote()
+                if self._live is None:
+                    out += self._release()
             elif event.index in self._queued:
                 self._queued[event.index].ended = True
         elif isinstance(event, Usage):
             merge_usage(self._usage, event)
         elif isinstance(event, Finish):
-            out += self._settle() + self._finish(event)
+            out += self._settle() + self._release() + self._settle() + self._finish(event)
         return out
+
+    def _release(self) -> bytes:
+        held, self._held = self._held, []
+        return b"".join(self.render(event) for event in held)
 
     def ping(self) -> bytes:
         """A keep-alive, e.g. during a long prefill; clients ignore it."""

@@ -477,3 +477,30 @@ def test_keep_alive_pings_are_ignored_by_both_sdks(anthropic_sdk, openai_sdk):
         model="m", messages=[{"role": "user", "content": "x"}], stream=True
     )
     assert "".join(c.choices[0].delta.content or "" for c in stream) == "ok"
+
+
+def test_text_arriving_during_a_live_tool_call_follows_it_whole(anthropic_sdk):
+    events = [
+        Start("msg_up", "m", 5),
+        ToolCallStart(0, "toolu_a", "a"),
+        ToolCallDelta(0, '{"x":'),
+        TextDelta("meanwhile"),
+        ToolCallDelta(0, " 1}"),
+        ToolCallEnd(0),
+        TextDelta(", done"),
+        Finish("tool_use"),
+    ]
+    body = render_all(anth.StreamRenderer("m", "req_3"), events)
+    with anthropic_sdk(body).messages.stream(**ASK) as stream:
+        message = stream.get_final_message()
+    assert [b.type for b in message.content] == ["tool_use", "text"]
+    assert message.content[0].input == {"x": 1}
+    assert message.content[1].text == "meanwhile, done"
+
+
+def test_text_held_during_a_tool_call_cut_short_still_arrives(anthropic_sdk):
+    events = [Start("msg_up", "m", 5), ToolCallStart(0, "toolu_a", "a"), ToolCallDelta(0, "{}"), TextDelta("tail"), Finish("tool_use")]
+    body = render_all(anth.StreamRenderer("m", "req_4"), events)
+    with anthropic_sdk(body).messages.stream(**ASK) as stream:
+        message = stream.get_final_message()
+    assert [b.type for b in message.content] == ["tool_use", "text"] and message.content[1].text == "tail"
