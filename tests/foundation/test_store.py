@@ -113,7 +113,7 @@ def test_wrong_secret_key_gives_clear_error(mlxgw_home, tmp_path):
 
 def test_rotate_key_keeps_credentials_readable(mlxgw_home):
     cli("creds", "set", "openai", input=KEY + "\n")
-    cli("creds", "set", "anthropic", input="sk-ant-second-key-000000000\n")
+    cli("creds", "set", "anthropic", input="fake-second-key-000000000\n")
     old_key = (mlxgw_home / "secret.key").read_bytes()
     cli("creds", "rotate-key")
     assert (mlxgw_home / "secret.key").read_bytes() != old_key
@@ -121,7 +121,7 @@ def test_rotate_key_keeps_credentials_readable(mlxgw_home):
     assert stat.S_IMODE((mlxgw_home / "secret.key").stat().st_mode) == 0o600
     ws = Workspace.open()
     assert credentials.get_key("openai", ws.vault) == KEY
-    assert credentials.get_key("anthropic", ws.vault) == "sk-ant-second-key-000000000"
+    assert credentials.get_key("anthropic", ws.vault) == "fake-second-key-000000000"
     # The old key can no longer read them.
     shutil.copy(mlxgw_home / "secret.key", mlxgw_home / "new.key")
     (mlxgw_home / "secret.key").write_bytes(old_key)
