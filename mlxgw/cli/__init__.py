@@ -15,13 +15,32 @@ from mlxgw.errors import MlxgwError
 
 
 class _Root(TyperGroup):
-    """Turns every domain error into one line on stderr and exit status 1, never a traceback."""
+    """Turns every domain error into one line on stderr and exit status 1, never a traceback; and
+    takes `--config` wherever it is given (`mlxgw map list --config x.toml` too)."""
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, _config_first(args))
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except MlxgwError as exc:
             fail(str(exc))
+
+
+def _config_first(args: list[str]) -> list[str]:
+    """Move `--config PATH` / `-c PATH` / `--config=PATH` in front of the command, where it is parsed."""
+    rest = list(args)
+    for i, arg in enumerate(rest):
+        if arg == "--":
+            break
+        if arg.startswith("--config="):
+            return [rest.pop(i), *rest]
+        if arg in ("--config", "-c") and i + 1 < len(rest):
+            value = rest.pop(i + 1)
+            rest.pop(i)
+            return ["--config", value, *rest]
+    return rest
 
 
 app = typer.Typer(

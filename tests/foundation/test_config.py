@@ -119,3 +119,11 @@ def test_replace_rewrites_the_mapping_in_place_keeping_what_the_cli_does_not_set
     b = settings.mappings[1]
     assert (b.model, b.fallbacks, b.priority, b.fallback_on) == ("/m/new", (), 0, ("context_length",))
     assert "already exists" in cli("map", "add", "b", "local", "-m", "/x", ok=False).output
+
+
+def test_config_option_may_follow_the_command(tmp_path):
+    other = tmp_path / "after.toml"
+    cli("map", "add", "m", "local", "-m", "/x", "--config", str(other))
+    assert 'pattern = "m"' in other.read_text()
+    assert cli("config", "path", "-c", str(other)).output.strip() == str(other)
+    assert cli("config", "path", f"--config={other}").output.strip() == str(other)
