@@ -22,6 +22,9 @@ from bench.client import ANTHROPIC_HEADERS, OPENAI_HEADERS, anthropic_body, open
 from bench.report import console, save, table, target, targets_table
 
 MODEL = "bench-model"
+LITELLM_KEY = "sk-bench"
+LITELLM_OPENAI_HEADERS = {**OPENAI_HEADERS, "authorization": f"Bearer {LITELLM_KEY}"}
+LITELLM_ANTHROPIC_HEADERS = {**ANTHROPIC_HEADERS, "x-api-key": LITELLM_KEY}
 
 
 def _cell(run) -> dict:
@@ -44,8 +47,10 @@ def _litellm(log_dir: Path, upstream_url: str):
         f"      api_base: {upstream_url}\n"
         "      api_key: bench\n"
     )
+    # The proxy refuses to start without a master key; clients then present it like any API key.
     proc = procs.spawn("litellm", [sys.executable, "-m", "litellm.proxy.proxy_cli", "--config", str(cfg),
-                                   "--host", "127.0.0.1", "--port", str(port)], log_dir=log_dir)
+                                   "--host", "127.0.0.1", "--port", str(port)], log_dir=log_dir,
+                       env={"LITELLM_MASTER_KEY": LITELLM_KEY})
     try:
         procs.wait_http(proc, f"http://127.0.0.1:{port}/health/liveliness", 120)
         yield f"http://127.0.0.1:{port}"
@@ -71,8 +76,8 @@ async def run(duration_s: float = 4.0, concurrencies: tuple[int, ...] = (1, 32),
                     "translated": (gw.url + "/v1/messages", anthropic_body, ANTHROPIC_HEADERS),
                 }
                 if litellm_url:
-                    targets["litellm passthrough"] = (litellm_url + "/v1/chat/completions", openai_body, OPENAI_HEADERS)
-                    targets["litellm translated"] = (litellm_url + "/v1/messages", anthropic_body, ANTHROPIC_HEADERS)
+                    targets["litellm passthrough"] = (litellm_url + "/v1/chat/completions", openai_body, LITELLM_OPENAI_HEADERS)
+                    targets["litellm translated"] = (litellm_url + "/v1/messages", anthropic_body, LITELLM_ANTHROPIC_HEADERS)
                 cells: dict[str, dict] = {}
                 plan = [(stream, c, name) for stream in (False, True) for c in concurrencies for name in targets]
                 with Progress(console=console, transient=True) as bar:
