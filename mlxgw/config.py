@@ -17,6 +17,14 @@ from mlxgw.fsutil import write_atomic
 BACKEND_TYPES = ("openai", "anthropic")
 LOCAL = "local"
 MAX_CHAIN = 8
+WILDCARDS = "*?["
+
+
+def is_pattern(name: str) -> bool:
+    """Whether a mapping pattern has fnmatch wildcards (else it is one exact model name)."""
+    return any(ch in name for ch in WILDCARDS)
+
+
 DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 
 DEFAULT_CONFIG = """\
@@ -282,7 +290,7 @@ def _mapping(raw: Any, i: int, backends: dict[str, BackendSettings], where: _Loc
     if backend not in known:
         raise where.error(f"unknown backend {backend!r} (known: {', '.join(sorted(known))})", at, "backend")
     model = _get(raw, "model", str, None, where, at)
-    if backend == LOCAL and not model and any(ch in pattern for ch in "*?["):
+    if backend == LOCAL and not model and is_pattern(pattern):
         raise where.error("a local mapping with a wildcard pattern needs a model", at, "model")
     fallbacks_raw = _get(raw, "fallbacks", list, [], where, at)
     fallbacks: list[Target] = []
@@ -327,7 +335,7 @@ def _same_attempt(a: Target, b: Target, pattern: str) -> bool:
     A target without a model asks for the requested name; for a pattern without wildcards that name
     is the pattern itself, so `openai` and `openai:gpt-4o` collide under pattern `gpt-4o`.
     """
-    literal = None if any(ch in pattern for ch in "*?[") else pattern
+    literal = None if is_pattern(pattern) else pattern
     return a.backend == b.backend and (a.model or literal) == (b.model or literal)
 
 

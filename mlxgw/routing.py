@@ -8,9 +8,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from mlxgw import paths
-from mlxgw.config import LOCAL, MAX_CHAIN, MappingSettings, Target
-
-WILDCARDS = "*?["
+from mlxgw.config import LOCAL, MAX_CHAIN, WILDCARDS, MappingSettings, Target, is_pattern
 
 
 @dataclass(frozen=True)
@@ -28,7 +26,7 @@ class Route:
 def specificity(pattern: str) -> tuple[int, int]:
     """Exact names beat patterns; among patterns, more literal characters beat fewer."""
     literal = sum(1 for ch in pattern if ch not in WILDCARDS)
-    return (0 if any(ch in pattern for ch in WILDCARDS) else 1, literal)
+    return (0 if is_pattern(pattern) else 1, literal)
 
 
 def ordered(mappings: tuple[MappingSettings, ...] | list[MappingSettings]) -> list[MappingSettings]:
@@ -57,10 +55,10 @@ class RouteTable:
 
     def listed(self) -> list[str]:
         """Model names a client can ask for by name: every enabled pattern without wildcards."""
-        return [m.pattern for m in self.ordered if not any(ch in m.pattern for ch in WILDCARDS)]
+        return [m.pattern for m in self.ordered if not is_pattern(m.pattern)]
 
     def patterns(self) -> list[str]:
-        return [m.pattern for m in self.ordered if any(ch in m.pattern for ch in WILDCARDS)]
+        return [m.pattern for m in self.ordered if is_pattern(m.pattern)]
 
     @functools.cached_property
     def local_models(self) -> dict[str, str]:
@@ -77,10 +75,6 @@ def chain_for(model: str, mapping: MappingSettings) -> tuple[Attempt, ...]:
     return tuple(chain[:MAX_CHAIN])
 
 
-def listed_models(mappings: tuple[MappingSettings, ...] | list[MappingSettings]) -> list[str]:
-    return RouteTable(mappings).listed()
-
-
 def local_models(mappings: tuple[MappingSettings, ...] | list[MappingSettings]) -> dict[str, str]:
     """Every local model a mapping names (name -> directory or repo id): the only ones that may load.
 
@@ -88,7 +82,7 @@ def local_models(mappings: tuple[MappingSettings, ...] | list[MappingSettings]) 
     """
     names: dict[str, str] = {}
     for m in mappings:
-        targets = [Target(m.backend, m.model or (m.pattern if not any(ch in m.pattern for ch in WILDCARDS) else None))]
+        targets = [Target(m.backend, m.model or (None if is_pattern(m.pattern) else m.pattern))]
         targets += list(m.fallbacks)
         for t in targets:
             if t.backend == LOCAL and t.model:

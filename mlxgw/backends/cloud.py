@@ -8,7 +8,6 @@ translated through the canonical model.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from types import ModuleType
@@ -20,8 +19,6 @@ from mlxgw.errors import GatewayError, UpstreamError
 from mlxgw.protocols import anthropic as anthropic_wire
 from mlxgw.protocols import openai as openai_wire
 from mlxgw.protocols.sse import SSEEvent
-
-log = logging.getLogger("mlxgw.backends")
 
 _FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')  # a finish reason is a string; null is not one
 _CONTENT_EVENTS = (b"event: content_block_delta", b"event: content_block_start", b"event: content_block_stop", b"event: ping")

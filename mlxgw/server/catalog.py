@@ -10,8 +10,9 @@ import time
 from fnmatch import fnmatchcase
 
 from mlxgw.backends.registry import Registry
+from mlxgw.config import is_pattern
 from mlxgw.errors import UpstreamError
-from mlxgw.routing import WILDCARDS, RouteTable
+from mlxgw.routing import RouteTable
 
 log = logging.getLogger("mlxgw.catalog")
 
@@ -29,7 +30,7 @@ class ModelCatalog:
     async def listed(self, routes: RouteTable) -> list[str]:
         """The exact names mappings offer, then the upstream ids each wildcard mapping routes."""
         names = routes.listed()
-        wildcard = [m for m in routes.ordered if any(ch in m.pattern for ch in WILDCARDS) and not m.model]
+        wildcard = [m for m in routes.ordered if is_pattern(m.pattern) and not m.model]
         backends = sorted({m.backend for m in wildcard if hasattr(self.registry.get(m.backend), "list_models")})
         offered = dict(zip(backends, await asyncio.gather(*(self._ids(b) for b in backends)), strict=True))
         seen = set(names)
