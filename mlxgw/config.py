@@ -12,7 +12,7 @@ import tomlkit
 from tomlkit.exceptions import ParseError
 
 from mlxgw.errors import ConfigError
-from mlxgw.fsutil import write_atomic
+from mlxgw.fsutil import create_atomic, write_atomic
 
 BACKEND_TYPES = ("openai", "anthropic")
 LOCAL = "local"
@@ -162,9 +162,14 @@ class Settings:
 
 
 def ensure_config(path: Path) -> None:
-    """Create the commented default config if there is none yet."""
-    if not path.exists():
-        write_atomic(path, DEFAULT_CONFIG)
+    """Create the commented default config if there is none yet (never over one that a concurrent
+    command has just written)."""
+    if path.exists():
+        return
+    try:
+        create_atomic(path, DEFAULT_CONFIG)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {path}: {exc.strerror or exc}") from None
 
 
 def read_document(path: Path) -> tomlkit.TOMLDocument:

@@ -8,9 +8,10 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
-from mlxgw import __version__
+from mlxgw import __version__, paths
 from mlxgw.cli import chat, config_cmd, creds, keys, lifecycle, mappings, models, requests, serve, service
 from mlxgw.cli.output import fail
+from mlxgw.config import ensure_config
 from mlxgw.errors import MlxgwError
 
 
@@ -68,6 +69,9 @@ def root(
 ) -> None:
     if config is not None:
         os.environ["MLXGW_CONFIG"] = str(config.expanduser().resolve())
+    # Whatever the first command is, the commented defaults exist afterwards: `config path` then
+    # names a file an editor opens with every setting explained.
+    ensure_config(paths.config_path())
 
 
 app.add_typer(mappings.app, name="map")
