@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import typer
+from peewee import DatabaseError
 from typer.core import TyperGroup
 
 from mlxgw import __version__, paths
@@ -13,11 +14,13 @@ from mlxgw.cli import chat, config_cmd, creds, keys, lifecycle, mappings, models
 from mlxgw.cli.output import fail
 from mlxgw.config import ensure_config
 from mlxgw.errors import MlxgwError
+from mlxgw.store.database import store_error
 
 
 class _Root(TyperGroup):
-    """Turns every domain error into one line on stderr and exit status 1, never a traceback; and
-    takes `--config` wherever it is given (`mlxgw map list --config x.toml` too)."""
+    """Turns every domain error (and a store that cannot be used) into one line on stderr and exit
+    status 1, never a traceback; and takes `--config` wherever it is given (`mlxgw map list
+    --config x.toml` too)."""
 
     def parse_args(self, ctx, args):
         return super().parse_args(ctx, _config_first(args))
@@ -27,6 +30,8 @@ class _Root(TyperGroup):
             return super().invoke(ctx)
         except MlxgwError as exc:
             fail(str(exc))
+        except DatabaseError as exc:  # the store went bad (or stayed busy) after it was opened
+            fail(str(store_error(paths.db_path(), exc)))
 
 
 def _config_first(args: list[str]) -> list[str]:

@@ -6,8 +6,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from peewee import SqliteDatabase
+from peewee import DatabaseError, OperationalError, SqliteDatabase
 
+from mlxgw.errors import MlxgwError
 from mlxgw.store.models import TABLES, Meta, db
 
 
@@ -32,9 +33,24 @@ def open_db(path: Path) -> SqliteDatabase:
     if db.obj is not None and not db.is_closed():
         db.close()
     db.initialize(database)
-    database.connect(reuse_if_open=True)
-    migrate(database)
+    try:
+        database.connect(reuse_if_open=True)
+        migrate(database)
+    except DatabaseError as exc:
+        raise store_error(path, exc) from None
     return database
+
+
+def store_error(path: Path, exc: DatabaseError) -> MlxgwError:
+    """What to tell a user whose store cannot be used: busy (try again) or damaged (move it aside)."""
+    reason = str(exc) or type(exc).__name__
+    if isinstance(exc, OperationalError) and "locked" in reason:
+        return MlxgwError(f"{path} is busy ({reason}): another mlxgw process held it too long; try again")
+    return MlxgwError(
+        f"{path} is not a usable mlxgw store ({reason}). Move it aside (mv {path} {path}.bad) and run the "
+        "command again: mappings and backends come back from the config, but API keys must be set again "
+        "(`mlxgw creds set NAME`) and client keys created again (`mlxgw keys create NAME`)"
+    )
 
 
 def schema_version(database: SqliteDatabase) -> int:
