@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from mlxgw import config, paths
 from mlxgw.cli.output import console, note_sync
@@ -31,8 +32,8 @@ def validate() -> None:
     target = paths.config_path()
     settings = config.load(target)
     for name in settings.plaintext_keys:
-        console.print(f"[yellow]note:[/] backend {name!r} has a plaintext api_key; the next sync moves it into the encrypted store", highlight=False)
-    console.print(f"{target}: ok ({len(settings.backends)} backend(s), {len(settings.mappings)} mapping(s))", highlight=False)
+        console.print(f"[yellow]note:[/] backend {escape(repr(name))} has a plaintext api_key; the next sync moves it into the encrypted store", highlight=False)
+    console.print(f"{target}: ok ({len(settings.backends)} backend(s), {len(settings.mappings)} mapping(s))", markup=False, highlight=False)
 
 
 @app.command("sync")
@@ -41,4 +42,4 @@ def sync() -> None:
     ws = Workspace.open()
     note_sync(ws.last_sync)
     s = ws.settings
-    console.print(f"synced {len(s.mappings)} mapping(s) and {len(s.backends)} backend(s) from {ws.config_path}", highlight=False)
+    console.print(f"synced {len(s.mappings)} mapping(s) and {len(s.backends)} backend(s) from {ws.config_path}", markup=False, highlight=False)

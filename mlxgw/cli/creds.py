@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from mlxgw.cli.output import console, emit_json
 from mlxgw.config import BACKEND_TYPES, ConfigEditor
@@ -51,7 +53,7 @@ def set_(
     credentials.upsert(name, backend.type, backend.base_url, key, ws.vault)
     bump_generation()
     what = "without a key" if no_key else f"key {credentials.mask(key)}"
-    console.print(f"saved backend [bold]{name}[/] ({btype}, {backend.base_url}) {what}", highlight=False)
+    console.print(f"saved backend [bold]{name}[/] ({btype}, {escape(backend.base_url)}) {what}", highlight=False)
 
 
 @app.command("list")
@@ -76,7 +78,8 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
         return
     table = Table("name", "type", "base_url", "key", "in config")
     for r in rows:
-        table.add_row(r["name"], r["type"], r["base_url"], r["key"] or f"({r['key_source']})", "yes" if r["in_config"] else "no")
+        cells = (r["name"], r["type"], r["base_url"], r["key"] or f"({r['key_source']})", "yes" if r["in_config"] else "no")
+        table.add_row(*(Text(c) for c in cells))  # URLs and env names are text, not rich markup
     console.print(table)
 
 
@@ -93,7 +96,7 @@ def remove(name: str = typer.Argument(..., help="The backend to remove.")) -> No
     if not credentials.remove(name) and not in_config:
         raise MlxgwError(f"no backend named {name!r}")
     bump_generation()
-    console.print(f"removed backend [bold]{name}[/]", highlight=False)
+    console.print(f"removed backend [bold]{escape(name)}[/]", highlight=False)
 
 
 @app.command("rotate-key")

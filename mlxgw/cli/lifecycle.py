@@ -7,6 +7,8 @@ import sys
 from contextlib import nullcontext
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
 from mlxgw.cli.output import console, emit_json, err_console, fail
 from mlxgw.cli.serve import DRAIN_HELP, check_exposure
@@ -51,11 +53,11 @@ def _start(host: str | None, port: int | None, insecure: bool, drain_timeout: fl
             info = control.start(argv, wait_s=wait)
     except control.StartFailed as exc:
         if exc.output:
-            err_console.print(f"[dim]last lines of {logs.output_path()}:[/]", highlight=False, soft_wrap=True)
+            err_console.print(f"[dim]last lines of {escape(str(logs.output_path()))}:[/]", highlight=False, soft_wrap=True)
             for line in exc.output:
                 err_console.print(f"  {line}", style="dim", markup=False, highlight=False, soft_wrap=True)
         fail(str(exc))
-    console.print(f"mlxgw started (pid {info.pid}) on {info.url}; log: {logs.log_path()}", highlight=False, soft_wrap=True)
+    console.print(f"mlxgw started (pid {info.pid}) on {info.url}; log: {logs.log_path()}", markup=False, highlight=False, soft_wrap=True)
 
 
 def stop(timeout: float = typer.Option(30.0, "--timeout", min=0, help=STOP_HELP)) -> None:
@@ -140,7 +142,7 @@ def _panel(report: dict):
     grid.add_column()
     grid.add_row("status", f"[green]running[/] (pid {report['pid']})")
     if report.get("url"):
-        grid.add_row("address", report["url"])
+        grid.add_row("address", Text(report["url"]))
     if not report["answering"]:
         grid.add_row("", "[yellow]not answering yet (starting, or draining)[/]")
     else:
@@ -149,12 +151,12 @@ def _panel(report: dict):
         grid.add_row("local models", _local(report.get("local")))
         grid.add_row("breakers", _breakers(report.get("breakers") or {}))
         for name, error in (report.get("backend_errors") or {}).items():
-            grid.add_row("", f"[red]{name}: {error}[/]")
+            grid.add_row("", Text(f"{name}: {error}", style="red"))
     requests = report["requests_last_hour"]
     errors = f" ({requests['errors']} failed)" if requests["errors"] else ""
     plural = "" if requests["total"] == 1 else "s"
     grid.add_row("last hour", f"{requests['total']} request{plural}{errors}")
-    grid.add_row("log", report["log"])
+    grid.add_row("log", Text(report["log"]))
     return Panel(grid, title="mlxgw", expand=False)
 
 
@@ -176,7 +178,7 @@ def _local(local: dict | None) -> str:
     if not models:
         return f"worker pid {local.get('pid')}, no model loaded"
     names = ", ".join(
-        m["name"] + (f" ({m['memory_bytes'] / 2**20:.1f} MiB)" if m.get("memory_bytes") else "") for m in models
+        escape(m["name"]) + (f" ({m['memory_bytes'] / 2**20:.1f} MiB)" if m.get("memory_bytes") else "") for m in models
     )
     return f"{names} [dim](worker pid {local.get('pid')})[/]"
 
@@ -190,7 +192,7 @@ def _breakers(breakers: dict[str, dict]) -> str:
         state = b.get("state", "?")
         extra = f", retry in {b['retry_in_s']:.0f} s" if state == "open" and "retry_in_s" in b else ""
         failures = f", {b['consecutive_failures']} failures" if b.get("consecutive_failures") else ""
-        lines.append(f"{name}: [{colour.get(state, 'white')}]{state}[/]{failures}{extra}")
+        lines.append(f"{escape(name)}: [{colour.get(state, 'white')}]{escape(state)}[/]{failures}{extra}")
     return "\n".join(lines)
 
 
@@ -204,7 +206,7 @@ def logs_(
     path = logs.log_path()
     lines = logs.tail(path, tail)
     if not lines and not path.exists():
-        err_console.print(f"[dim]no log yet at {path}[/]", highlight=False, soft_wrap=True)
+        err_console.print(f"[dim]no log yet at {escape(str(path))}[/]", highlight=False, soft_wrap=True)
     for line in lines:
         sys.stdout.write(line + "\n")
     sys.stdout.flush()

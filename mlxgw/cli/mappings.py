@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from mlxgw import routing
 from mlxgw.cli.output import console, emit_json, note_sync
@@ -47,7 +49,7 @@ def add(
     )
     editor.save()
     note_sync(ws.resync())
-    console.print(f"mapped [bold]{pattern}[/] → {Target(backend, model)}", highlight=False)
+    console.print(f"mapped [bold]{escape(pattern)}[/] → {escape(str(Target(backend, model)))}", highlight=False)
 
 
 @app.command("remove")
@@ -58,7 +60,7 @@ def remove(pattern: str = typer.Argument(..., help="The pattern of the mapping t
     editor.remove_mapping(pattern)
     editor.save()
     ws.resync()
-    console.print(f"removed mapping [bold]{pattern}[/]", highlight=False)
+    console.print(f"removed mapping [bold]{escape(pattern)}[/]", highlight=False)
 
 
 @app.command("list")
@@ -72,10 +74,11 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
         return
     table = Table("pattern", "backend", "model", "fallbacks", "priority", "enabled")
     for m in mappings + disabled:
-        table.add_row(
+        cells = (
             m.pattern, m.backend, m.model or "(as requested)", ", ".join(str(t) for t in m.fallbacks) or "—",
             str(m.priority), "yes" if m.enabled else "no",
         )
+        table.add_row(*(Text(c) for c in cells))  # patterns like "[ab]*" are text, not rich markup
     console.print(table)
 
 
@@ -93,6 +96,6 @@ def resolve(
     if as_json:
         emit_json({"model": model, "mapping": route.mapping.pattern, "chain": chain})
         return
-    console.print(f"[bold]{model}[/] matches mapping [bold]{route.mapping.pattern}[/]", highlight=False)
+    console.print(f"[bold]{escape(model)}[/] matches mapping [bold]{escape(route.mapping.pattern)}[/]", highlight=False)
     for i, a in enumerate(route.chain, 1):
-        console.print(f"  {i}. {a.backend} → {a.model}", highlight=False)
+        console.print(f"  {i}. {a.backend} → {a.model}", markup=False, highlight=False)

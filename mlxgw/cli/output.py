@@ -7,13 +7,14 @@ import sys
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
@@ -24,6 +25,6 @@ def emit_json(data: Any) -> None:
 def note_sync(report) -> None:
     for name in report.keys_moved:
         err_console.print(
-            f"[yellow]note:[/] moved the api_key of backend {name!r} out of the config into the encrypted store",
+            f"[yellow]note:[/] moved the api_key of backend {escape(repr(name))} out of the config into the encrypted store",
             highlight=False,
         )

@@ -9,6 +9,7 @@ import time
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from mlxgw.cli.output import console
 from mlxgw.errors import MlxgwError
@@ -53,14 +54,15 @@ def _print_rows(rows: list[RequestLog], as_json: bool, table: Table | None) -> N
         tried = " → ".join(f"{a['backend']}({a['error']})" for a in json.loads(r.attempts) if a["error"])
         tokens = f"{r.input_tokens or 0}/{r.output_tokens or 0}" if r.input_tokens or r.output_tokens else "—"
         style = "red" if r.status >= 400 or r.error_kind else None
-        (table.add_row if table else _line)(
+        cells = (
             r.time.strftime("%H:%M:%S"), r.protocol, r.requested_model, served, tried or "—", str(r.status),
-            f"{r.latency_ms:.0f}" if r.latency_ms is not None else "—", tokens, r.error_kind or "", style=style,
+            f"{r.latency_ms:.0f}" if r.latency_ms is not None else "—", tokens, r.error_kind or "",
         )
-
-
-def _line(*cells: str, style: str | None = None) -> None:
-    console.print("  ".join(cells), style=style, highlight=False)
+        # Model names come from clients: "[/oops]" is text to show, not rich markup to interpret.
+        if table:
+            table.add_row(*(Text(c) for c in cells), style=style)
+        else:
+            console.print("  ".join(cells), style=style, markup=False, highlight=False)
 
 
 def log_(

@@ -1,0 +1,75 @@
+"""Text that came from a request or a user is printed as it is, never read as rich markup."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import subprocess
+import threading
+import time
+
+import openai
+import pytest
+
+from tests.daemon.helpers import MLXGW
+from tests.failover.rig import client, gateway_for
+from tests.fakes.upstream import FakeOpenAI, Reply
+from tests.foundation.helpers import cli
+
+NAMES = ["[/oops]", "[bold red]loud[/bold red]", "[link=http://x.test]y", "a\\[b]"]
+MSG = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+async def logged(monkeypatch):
+    """One logged request per markup-like model name (unmapped: 404s), plus one served one."""
+    monkeypatch.setenv("COLUMNS", "250")  # the table must not fold the names across lines
+    async with FakeOpenAI(Reply(text="ok")) as up:
+        async with gateway_for({"up": ("openai", up.url, {})}, [{"pattern": "gpt-*", "backend": "up"}]) as url:
+            oa = client(url)
+            for name in NAMES:
+                with pytest.raises(openai.NotFoundError):
+                    await oa.chat.completions.create(model=name, messages=MSG)
+            await oa.chat.completions.create(model="gpt-[x]", messages=MSG)
+    assert len(cli("log", "--json").output.splitlines()) == len(NAMES) + 1
+    return NAMES + ["gpt-[x]"]
+
+
+async def test_log_table_prints_model_names_verbatim(logged):
+    out = cli("log").output
+    for name in logged:
+        assert name in out
+    assert "up:gpt-[x]" in out
+
+
+async def test_log_follow_prints_model_names_verbatim(logged):
+    proc = subprocess.Popen([*MLXGW, "log", "-f", "-n", "50"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    seen = ""
+    try:
+        deadline = time.monotonic() + 20
+        while not all(name in seen for name in logged) and time.monotonic() < deadline and proc.poll() is None:
+            with contextlib.suppress(queue.Empty):
+                seen += lines.get(timeout=0.2)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "Traceback" not in err and "MarkupError" not in err
+    for name in logged:
+        assert name in seen
+
+
+def test_user_text_in_messages_is_verbatim(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")
+    result = cli("map", "resolve", "[/oops]", ok=False)
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: no mapping matches '[/oops]'"
+    assert "mapped [/x]* → local:/m/[red]" in cli("map", "add", "[/x]*", "local", "-m", "/m/[red]").output
+    assert "[/x]*" in cli("map", "list").output and "/m/[red]" in cli("map", "list").output
+    out = cli("map", "resolve", "/m", "--json").output
+    assert json.loads(out)["mapping"] == "[/x]*"
+    out = cli("map", "resolve", "/m").output
+    assert "/m matches mapping [/x]*" in out and "local → /m/[red]" in out
+    assert "removed mapping [/x]*" in cli("map", "remove", "[/x]*").output
