@@ -3,10 +3,12 @@ comments and layout survive, written atomically."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import tomlkit
 from tomlkit.exceptions import ParseError
@@ -37,6 +39,13 @@ host = "127.0.0.1"   # keep it on loopback unless you have created client keys (
 port = 8421
 request_deadline_s = 600   # a request, retries and fallbacks included, never takes longer
 max_request_mb = 32        # larger bodies are refused with 413
+# header_timeout_s = 10    # a connection must send a whole request head within this (also: idle keep-alive); read at start
+# body_timeout_s = 60      # ...and then the request's whole body within this, or get 408
+# Web pages cannot call mlxgw (it refuses browser Origins, and Host names other than loopback and
+# the bound address, which stops DNS rebinding). For a browser app you trust, list its origin; CORS
+# preflights are then answered. A name mlxgw is reached by (behind a proxy, on the LAN) goes in allowed_hosts.
+# allowed_origins = ["http://localhost:3000"]
+# allowed_hosts = ["mlxgw.lan", "*.example.com"]
 # Defaults for every backend (each [backends.NAME] may override them):
 # connect_timeout_s = 10
 # first_byte_timeout_s = 120
@@ -88,6 +97,35 @@ class ServerSettings:
     request_deadline_s: float = 600.0
     max_request_mb: float = 32.0
     anthropic_version: str = "2023-06-01"
+    allowed_origins: tuple[str, ...] = ()  # normalised: scheme://host[:port], as browsers send Origin
+    allowed_hosts: tuple[str, ...] = ()  # lower-case names or IP literals; "*.example.com" for subdomains
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    # `serve --insecure`, never read from the file: serve network callers while no client key exists.
+    insecure: bool = False
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback(self.host)
+
+    @property
+    def needs_keys(self) -> bool:
+        """Whether the daemon refuses /v1 requests while no client key exists."""
+        return not (self.loopback or self.insecure)
+
+
+SERVER_FILE_KEYS = {f.name for f in fields(ServerSettings)} - {"insecure"}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether an address (or name) to bind reaches this machine only."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -147,8 +185,9 @@ class Settings:
     # api_key values found in the TOML: moved into the encrypted store by the next sync.
     plaintext_keys: dict[str, str] = field(default_factory=dict)
 
-    def with_address(self, host: str | None, port: int | None) -> Settings:
-        server = replace(self.server, host=host or self.server.host, port=port or self.server.port)
+    def with_address(self, host: str | None, port: int | None, *, insecure: bool = False) -> Settings:
+        """The settings of a daemon started with `serve --host/--port/--insecure`."""
+        server = replace(self.server, host=host or self.server.host, port=port or self.server.port, insecure=insecure)
         return replace(self, server=server)
 
     def policy_for(self, backend: str) -> Policy:
@@ -199,22 +238,7 @@ def parse_settings(path: Path, data: dict[str, Any], text: str) -> Settings:
 
     server_raw = _table(data, "server", where)
     default_policy = _policy(server_raw, Policy(), where, ("server",))
-    server = ServerSettings(
-        host=_get(server_raw, "host", str, ServerSettings.host, where, ("server",)),
-        port=_get(server_raw, "port", int, ServerSettings.port, where, ("server",)),
-        request_deadline_s=_get(
-            server_raw, "request_deadline_s", float, ServerSettings.request_deadline_s, where, ("server",)
-        ),
-        max_request_mb=_get(server_raw, "max_request_mb", float, ServerSettings.max_request_mb, where, ("server",)),
-        anthropic_version=_get(
-            server_raw, "anthropic_version", str, ServerSettings.anthropic_version, where, ("server",)
-        ),
-    )
-    _reject_unknown(
-        server_raw, {f.name for f in fields(ServerSettings)} | set(POLICY_KEYS), where, ("server",)
-    )
-    if not 0 < server.port < 65536:
-        raise where.error("port must be between 1 and 65535", ("server",), "port")
+    server = _server(server_raw, where)
 
     local_raw = _table(data, "local", where)
     local = LocalSettings(
@@ -278,6 +302,75 @@ def parse_settings(path: Path, data: dict[str, Any], text: str) -> Settings:
         default_policy=default_policy,
         plaintext_keys=plaintext,
     )
+
+
+def _server(raw: dict, where: _Locator) -> ServerSettings:
+    at = ("server",)
+    defaults = ServerSettings()
+    values = {
+        key: _get(raw, key, typ, getattr(defaults, key), where, at)
+        for key, typ in (
+            ("host", str), ("port", int), ("request_deadline_s", float), ("max_request_mb", float),
+            ("anthropic_version", str), ("header_timeout_s", float), ("body_timeout_s", float),
+        )
+    }
+    _reject_unknown(raw, SERVER_FILE_KEYS | set(POLICY_KEYS), where, at)
+    if not 0 < values["port"] < 65536:
+        raise where.error("port must be between 1 and 65535", at, "port")
+    for key in ("header_timeout_s", "body_timeout_s"):
+        if values[key] <= 0:
+            raise where.error("must be more than 0", at, key)
+    return ServerSettings(
+        **values,
+        allowed_origins=_listed(raw, "allowed_origins", _origin, where),
+        allowed_hosts=_listed(raw, "allowed_hosts", _host_pattern, where),
+    )
+
+
+def _listed(raw: dict, key: str, parse: Any, where: _Locator) -> tuple[str, ...]:
+    """A [server] list of strings, each normalised by `parse` (which says what is wrong with a bad one)."""
+    out = []
+    for item in _get(raw, key, list, [], where, ("server",)):
+        if not isinstance(item, str):
+            raise where.error("must be a list of strings", ("server",), key)
+        try:
+            out.append(parse(item.strip()))
+        except ValueError as exc:
+            raise where.error(f"{item!r}: {exc}", ("server",), key) from None
+    return tuple(out)
+
+
+def _origin(text: str) -> str:
+    """A browser origin as its `Origin` header spells it: scheme://host[:port], lower case, no default port."""
+    if text in ("*", "null"):
+        raise ValueError("would let any web page drive the gateway; list each origin, like https://app.example.com")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.username is not None:
+        raise ValueError("expected an origin like https://app.example.com or http://localhost:3000")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("an origin has no path: scheme://host[:port] only")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+
+
+_HOST_NAME = re.compile(r"(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*")
+
+
+def _host_pattern(text: str) -> str:
+    """A Host name to accept: a name, `*.domain` (its subdomains), or an IP address; no scheme or port."""
+    name = text.lower().rstrip(".")
+    try:
+        return str(ipaddress.ip_address(name.removeprefix("[").removesuffix("]")))
+    except ValueError:
+        pass
+    if not _HOST_NAME.fullmatch(name):
+        raise ValueError("expected a host name (or *.domain, or an IP address), without scheme or port")
+    return name
 
 
 def _mapping(raw: Any, i: int, backends: dict[str, BackendSettings], where: _Locator) -> MappingSettings:

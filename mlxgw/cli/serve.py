@@ -15,14 +15,10 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
 
 
-def is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 def check_exposure(settings: Settings, insecure: bool) -> None:
     from mlxgw.store import client_keys
 
-    if not is_loopback(settings.server.host) and not client_keys.listing() and not insecure:
+    if not settings.server.loopback and not client_keys.listing() and not insecure:
         raise MlxgwError(
             f"refusing to listen on {settings.server.host} with no client keys: anyone on the network could use "
             "your backends. Create one with `mlxgw keys create NAME`, or pass --insecure."
@@ -32,7 +28,7 @@ def check_exposure(settings: Settings, insecure: bool) -> None:
 def serve(
     host: str | None = typer.Option(None, "--host", help="Address to bind (default: the config's [server] host)."),
     port: int | None = typer.Option(None, "--port", help="Port to bind (default: the config's [server] port)."),
-    insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback address while no client key exists."),
+    insecure: bool = typer.Option(False, "--insecure", help="Serve everyone on a non-loopback address while no client key exists."),
     drain_timeout: float = typer.Option(DRAIN_S, "--drain-timeout", min=0, help=DRAIN_HELP),
 ) -> None:
     """Run the gateway in the foreground (logs to <home>/logs/mlxgw.log, and to the terminal)."""
@@ -40,6 +36,6 @@ def serve(
     from mlxgw.workspace import Workspace
 
     ws = Workspace.open()
-    settings = ws.settings.with_address(host, port)
+    settings = ws.settings.with_address(host, port, insecure=insecure)
     check_exposure(settings, insecure)
     run_server(ws, settings, drain_s=drain_timeout)

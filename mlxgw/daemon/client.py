@@ -111,9 +111,9 @@ class DaemonClient:
 
     def _open(self, method: str, path: str, body: Any = None) -> Any:
         headers = {"accept": "text/event-stream" if body is not None else "application/json"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
+        data = None if body is None else json.dumps(body).encode()
+        if method == "POST":
+            # The daemon takes no other POST, bodiless ones (models load/unload) included.
             headers["content-type"] = "application/json"
         if self.api_key:
             headers["authorization"] = f"Bearer {self.api_key}"

@@ -131,17 +131,17 @@ def status() -> dict[str, Any]:
     }
     if info.listening:
         reported = _get_json(info.url + "/mlxgw/status")
-        # /health names every configured backend (the status only those used so far) and key problems.
-        health = _get_json(info.url + "/health") or {}
         if reported is not None:
-            breakers = {name: entry.get("breaker", {}) for name, entry in (health.get("backends") or {}).items()}
+            # `backends` names every configured backend (`breakers` only those used so far) and key problems.
+            backends = reported.get("backends") or {}
+            breakers = {name: entry.get("breaker", {}) for name, entry in backends.items()}
             breakers.update(reported.get("breakers") or {})
             result.update(
                 answering=True,
                 version=reported.get("version"),
                 uptime_s=reported.get("uptime_s"),
                 breakers=dict(sorted(breakers.items())),
-                backend_errors={n: e["error"] for n, e in (health.get("backends") or {}).items() if e.get("error")},
+                backend_errors={n: e["error"] for n, e in backends.items() if e.get("error")},
                 local=reported.get("local"),
             )
     return result

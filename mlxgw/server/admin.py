@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import time
 
@@ -10,17 +9,14 @@ from aiohttp import web
 
 from mlxgw import __version__
 from mlxgw.errors import GatewayError
+from mlxgw.server.guard import loopback_peer
 from mlxgw.server.keys import DISPATCHER, SETTINGS, STARTED, STATE
+from mlxgw.server.routes import backend_detail
 
 
 def _loopback_only(request: web.Request) -> None:
-    peer = (request.transport.get_extra_info("peername") or ("",))[0] if request.transport else ""
-    try:
-        if ipaddress.ip_address(peer).is_loopback:
-            return
-    except ValueError:
-        pass
-    raise GatewayError("permission", "mlxgw's admin endpoints answer only on this machine")
+    if not loopback_peer(request):
+        raise GatewayError("permission", "mlxgw's admin endpoints answer only on this machine")
 
 
 def _local(request: web.Request):
@@ -64,6 +60,9 @@ async def status(request: web.Request) -> web.Response:
             "port": settings.server.port,
             "uptime_s": round(time.monotonic() - app[STARTED], 1),
             "breakers": app[DISPATCHER].breakers.snapshot(),
+            # Every configured backend, even those not used yet, with key problems: what /health
+            # shows only to key holders, for `mlxgw status` whatever the keys.
+            "backends": backend_detail(app)["backends"],
             "local": await local.status() if local is not None else None,
         }
     )

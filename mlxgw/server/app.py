@@ -13,7 +13,7 @@ from mlxgw.backends.base import Backend
 from mlxgw.backends.registry import Registry
 from mlxgw.config import Settings
 from mlxgw.dispatcher import Dispatcher
-from mlxgw.server import admin, middleware
+from mlxgw.server import admin, guard, middleware
 from mlxgw.server.catalog import ModelCatalog
 from mlxgw.server.keys import CATALOG, DISPATCHER, REQUEST_LOG, SESSION, SETTINGS, STARTED, STATE
 from mlxgw.server.routes import add_routes
@@ -35,8 +35,9 @@ def create_app(
     and the workspace's store."""
     app = web.Application(
         client_max_size=int(settings.server.max_request_mb * 1024 * 1024),
-        middlewares=[middleware.errors, middleware.auth],
+        middlewares=[middleware.errors, guard.guard, middleware.auth],
     )
+    app.on_response_prepare.append(guard.cors_headers)
     app[SETTINGS] = settings
     app[STARTED] = time.monotonic()
 

@@ -14,6 +14,7 @@ from mlxgw.backends.base import Item, RawFrame
 from mlxgw.canonical import ChatRequest, Start, Usage, collect, merge_usage
 from mlxgw.dispatcher import AttemptRecord, Opened
 from mlxgw.errors import GatewayError
+from mlxgw.server.guard import read_body
 from mlxgw.server.keys import DISPATCHER, REQUEST_LOG, SETTINGS
 from mlxgw.server.middleware import TRIED, protocol_name, request_id, wire_for
 
@@ -25,7 +26,7 @@ SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-contro
 async def read_json(request: web.Request) -> object:
     """The request body as JSON, or a clear 400/413."""
     try:
-        raw = await request.read()
+        raw = await read_body(request)
     except web.HTTPRequestEntityTooLarge:
         limit_mb = request.app[SETTINGS].server.max_request_mb
         raise GatewayError("request_too_large", f"request body exceeds the gateway's limit of {limit_mb:g} MB") from None

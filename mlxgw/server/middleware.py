@@ -12,7 +12,7 @@ from aiohttp import web
 from mlxgw.errors import GatewayError, UpstreamError
 from mlxgw.protocols import anthropic as anthropic_wire
 from mlxgw.protocols import openai as openai_wire
-from mlxgw.server.keys import STATE
+from mlxgw.server.keys import SETTINGS, STATE
 from mlxgw.store import client_keys
 
 log = logging.getLogger("mlxgw.server")
@@ -88,19 +88,25 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
 
 @web.middleware
 async def auth(request: web.Request, handler) -> web.StreamResponse:
-    """Once any client key exists, every /v1 request must present one."""
-    known = request.app[STATE].client_keys
-    if known and request.path.startswith("/v1/"):
-        presented = request.headers.get("x-api-key") or ""
-        bearer = request.headers.get("authorization", "")
-        if not presented and bearer[:7].lower() == "bearer ":
-            presented = bearer[7:].strip()
-        if not presented:
-            raise GatewayError("authentication", "missing API key: send `Authorization: Bearer <key>` or `x-api-key`")
-        name = client_keys.match(presented, known)
-        if name is None:
-            raise GatewayError("authentication", "invalid API key")
-        _note_use(request.app[STATE].key_last_used, name)
+    """Once any client key exists, every /v1 request must present one. A daemon bound to a network
+    address refuses /v1 requests while it has none (revoking the last key must not open it up)."""
+    if request.path.startswith("/v1/"):
+        state = request.app[STATE]
+        if state.client_keys:
+            presented = presented_key(request)
+            if not presented:
+                raise GatewayError("authentication", "missing API key: send `Authorization: Bearer <key>` or `x-api-key`")
+            name = client_keys.match(presented, state.client_keys)
+            if name is None:
+                raise GatewayError("authentication", "invalid API key")
+            _note_use(state.key_last_used, name)
+        elif request.app[SETTINGS].server.needs_keys:
+            raise GatewayError(
+                "authentication",
+                f"this gateway listens on {request.app[SETTINGS].server.host}, a network address, and has no client "
+                "keys, so it answers no one: create one with `mlxgw keys create NAME` and send it as "
+                "`Authorization: Bearer <key>` or `x-api-key`",
+            )
     return await handler(request)
 
 
@@ -112,3 +118,18 @@ def _note_use(last_used: dict[str, float], name: str) -> None:
     if now - last_used.get(name, -KEY_USE_RESOLUTION_S) >= KEY_USE_RESOLUTION_S:
         last_used[name] = now
         client_keys.touch(name)
+def presented_key(request: web.Request) -> str:
+    """The client key in `x-api-key` or `Authorization: Bearer`, or ""."""
+    presented = request.headers.get("x-api-key") or ""
+    bearer = request.headers.get("authorization", "")
+    if not presented and bearer[:7].lower() == "bearer ":
+        presented = bearer[7:].strip()
+    return presented
+
+
+def has_valid_key(request: web.Request) -> bool:
+    known = request.app[STATE].client_keys
+    presented = presented_key(request)
+    return bool(known and presented and client_keys.match(presented, known) is not None)
+
+

@@ -11,8 +11,9 @@ from mlxgw import __version__
 from mlxgw.errors import GatewayError, UpstreamError
 from mlxgw.protocols import anthropic as anthropic_wire
 from mlxgw.server.chat import chat, read_json
+from mlxgw.server.guard import loopback_peer
 from mlxgw.server.keys import CATALOG, DISPATCHER, STARTED, STATE
-from mlxgw.server.middleware import wire_for
+from mlxgw.server.middleware import has_valid_key, wire_for
 
 
 async def count_tokens(request: web.Request) -> web.Response:
@@ -49,7 +50,18 @@ async def models(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
+    """Liveness for anyone; the backends, breakers and key problems (which can name local paths)
+    only for a caller with a client key, or one on this machine while there are no keys."""
     app = request.app
+    body: dict = {"status": "ok", "version": __version__}
+    if has_valid_key(request) or (not app[STATE].client_keys and loopback_peer(request)):
+        body["uptime_s"] = round(time.monotonic() - app[STARTED], 3)
+        body.update(backend_detail(app))
+    return web.json_response(body)
+
+
+def backend_detail(app: web.Application) -> dict:
+    """Every configured backend with its breaker and any key problem, and each local model's breaker."""
     state = app[STATE]
     breakers = app[DISPATCHER].breakers.snapshot()
     backends = {}
@@ -59,15 +71,7 @@ async def health(request: web.Request) -> web.Response:
             entry["error"] = state.registry.key_errors[name]
         backends[name] = entry
     local_models = {key: b for key, b in breakers.items() if key.startswith("local:")}
-    return web.json_response(
-        {
-            "status": "ok",
-            "version": __version__,
-            "uptime_s": round(time.monotonic() - app[STARTED], 3),
-            "backends": backends,
-            "local_models": local_models,
-        }
-    )
+    return {"backends": backends, "local_models": local_models}
 
 
 def add_routes(app: web.Application) -> None:

@@ -37,7 +37,13 @@ def run_server(ws: Workspace, settings: Settings, *, drain_s: float = DRAIN_S) -
 async def _serve(ws: Workspace, settings: Settings, lock: ServeLock, drain_s: float) -> None:
     host, port = settings.server.host, settings.server.port
     app = create_app(settings, workspace=ws)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=drain_s, handle_signals=False)
+    # aiohttp's keep-alive timer closes a connection whose next request head is not complete when it
+    # fires, counted from the connection's start or its last answer, and data does not push it back:
+    # so it bounds a half-sent head (slowloris) as well as an idle connection.
+    runner = web.AppRunner(
+        app, access_log=None, handler_cancellation=True, shutdown_timeout=drain_s, handle_signals=False,
+        keepalive_timeout=settings.server.header_timeout_s,
+    )
     await runner.setup()
     try:
         try:
