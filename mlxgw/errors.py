@@ -107,3 +107,11 @@ class UpstreamError(GatewayError):
         self.retry_after = retry_after
         self.body = body  # the upstream's own error body, relayed as-is in passthrough
         self.headers = headers or {}
+
+
+class UnreadableUpstream(UpstreamError):
+    """An upstream answer mlxgw cannot read (not JSON, or a field of the wrong type): a bad gateway
+    that another try or another backend may mend."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("bad_gateway", message, retryable=True)

@@ -8,20 +8,22 @@ translated through the canonical model.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from types import ModuleType
 
 from mlxgw.backends.base import Item, RawFrame
 from mlxgw.backends.http import Upstream, read_body, relayed_headers, sse_frames
-from mlxgw.canonical import MEANINGFUL, ChatRequest, Start
-from mlxgw.errors import GatewayError, UpstreamError
+from mlxgw.canonical import ChatRequest, Start
+from mlxgw.errors import UnreadableUpstream, UpstreamError
 from mlxgw.protocols import anthropic as anthropic_wire
 from mlxgw.protocols import openai as openai_wire
+from mlxgw.protocols.common import is_int
 from mlxgw.protocols.sse import SSEEvent
 
-_FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')  # a finish reason is a string; null is not one
-_CONTENT_EVENTS = (b"event: content_block_delta", b"event: content_block_start", b"event: content_block_stop", b"event: ping")
+log = logging.getLogger("mlxgw.backends")
+
 
 _NO_REQUEST = ChatRequest(model="", messages=[])  # headers for calls that carry no client request
 
@@ -40,10 +42,6 @@ class CloudBackend:
         self.anthropic_version = anthropic_version
 
     def headers(self, request: ChatRequest, passthrough: bool) -> dict[str, str]:
-        raise NotImplementedError
-
-    @staticmethod
-    def content_only(raw: bytes) -> bool:
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -70,10 +68,12 @@ class CloudBackend:
         """The model ids the upstream offers (its /models list)."""
         async with self.upstream.get(self._url(self.models_path), self.headers(_NO_REQUEST, False), self.wire.error_from_upstream) as resp:
             raw = await read_body(resp, self.name)
-        try:
-            return [str(m["id"]) for m in json.loads(raw)["data"] if isinstance(m, dict) and "id" in m]
-        except (ValueError, KeyError, TypeError):
-            raise UpstreamError("bad_gateway", f"backend {self.name} sent a malformed model list", backend=self.name) from None
+        with reading(self.name):
+            listing = _json(raw)
+            models = listing.get("data") if isinstance(listing, dict) else None
+            if not isinstance(models, list):
+                raise UnreadableUpstream("upstream sent a model list without a `data` array")
+            return [str(m["id"]) for m in models if isinstance(m, dict) and "id" in m]
 
     async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Item]:
         passthrough = self._passthrough(request)
@@ -86,14 +86,11 @@ class CloudBackend:
                     yield ev
             elif request.stream:
                 parser = self.wire.StreamParser()
-                skip = None  # once content flows, a relay parses only the frames that matter to the log
                 async for frames in sse_frames(resp, self.name):
-                    raws, events, failure = _read_frames(parser, frames, skip)
+                    raws, events, failure = _read_frames(self.name, parser, frames)
                     if passthrough:
                         if raws:
                             yield RawFrame(raws, events)
-                        if skip is None and any(isinstance(ev, MEANINGFUL) for ev in events):
-                            skip = self.content_only
                     else:
                         for ev in events:
                             if isinstance(ev, Start) and ev.input_tokens is None:
@@ -122,28 +119,48 @@ class CloudBackend:
                         yield ev
 
     def _events(self, raw: bytes) -> list:
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            raise UpstreamError("bad_gateway", f"backend {self.name} sent a malformed body", backend=self.name, retryable=True) from None
-        try:
-            return self.wire.events_from_response(body)
-        except GatewayError as exc:
-            raise UpstreamError("bad_gateway", f"backend {self.name}: {exc.message}", backend=self.name, retryable=True) from None
+        with reading(self.name):
+            return self.wire.events_from_response(_json(raw))
+
+
+@contextmanager
+def reading(backend: str) -> Iterator[None]:
+    """Around every read of an upstream's data: what mlxgw cannot read is a bad gateway that another
+    try or another backend may mend, never an exception that escapes as a 500 or a broken stream."""
+    try:
+        yield
+    except UnreadableUpstream as exc:
+        raise UpstreamError("bad_gateway", f"backend {backend}: {exc.message}", backend=backend, retryable=True) from None
+    except UpstreamError as exc:  # an error the upstream itself reported inside its answer
+        exc.backend = exc.backend or backend
+        raise
+    except Exception as exc:
+        log.warning("backend %s sent data mlxgw cannot read", backend, exc_info=True)
+        raise UpstreamError(
+            "bad_gateway", f"backend {backend} sent data mlxgw cannot read ({type(exc).__name__})", backend=backend, retryable=True
+        ) from None
+
+
+def _json(raw: bytes | str):
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise UnreadableUpstream("upstream sent a body that is not JSON") from None
 
 
 def _read_frames(
-    parser, frames: list[SSEEvent], skip: Callable[[bytes], bool] | None
+    backend: str, parser, frames: list[SSEEvent]
 ) -> tuple[bytes, list, UpstreamError | None]:
-    """Parse one read's frames in order (but those `skip` says carry only content); an error frame
-    stops there, keeping what came before it."""
+    """Parse one read's frames in order. Every frame is read, relayed ones too: a frame mlxgw
+    cannot read, like an error frame, stops there, keeping what came before it."""
     raws: list[bytes] = []
     events: list = []
     for frame in frames:
         raw = frame.raw
         try:
-            if frame.data and not (skip and skip(raw)):
-                events.extend(parser.feed(frame.event, frame.data))
+            if frame.data:
+                with reading(backend):
+                    events.extend(parser.feed(frame.event, frame.data))
         except UpstreamError as exc:
             return b"".join(raws), events, exc
         raws.append(raw)
@@ -155,11 +172,6 @@ class OpenAIBackend(CloudBackend):
     wire = openai_wire
     chat_path = "/chat/completions"
     models_path = "/models"
-
-    @staticmethod
-    def content_only(raw: bytes) -> bool:
-        """A chunk with neither usage, nor a finish reason, nor an error, nor the end marker."""
-        return not (b'"usage"' in raw or b"[DONE]" in raw or b'"error"' in raw or _FINISHED.search(raw))
 
     def headers(self, request: ChatRequest, passthrough: bool) -> dict[str, str]:
         headers = dict(BASE_HEADERS)
@@ -184,11 +196,6 @@ class AnthropicBackend(CloudBackend):
     chat_path = "/v1/messages"
     models_path = "/v1/models?limit=1000"
 
-    @staticmethod
-    def content_only(raw: bytes) -> bool:
-        """A content block event or a ping: usage, the stop reason and errors come in other events."""
-        return raw.startswith(_CONTENT_EVENTS)
-
     def headers(self, request: ChatRequest, passthrough: bool) -> dict[str, str]:
         headers = dict(BASE_HEADERS)
         if passthrough:
@@ -208,7 +215,9 @@ class AnthropicBackend(CloudBackend):
         raw_body = json.dumps(body, ensure_ascii=False).encode()
         async with self.upstream.post(url, raw_body, self.headers(request, passthrough), self.wire.error_from_upstream) as resp:
             raw = await read_body(resp, self.name)
-        try:
-            return int(json.loads(raw)["input_tokens"])
-        except (ValueError, KeyError, TypeError):
-            raise UpstreamError("bad_gateway", f"backend {self.name} sent a malformed token count", backend=self.name, retryable=True) from None
+        with reading(self.name):
+            body = _json(raw)
+            count = body.get("input_tokens") if isinstance(body, dict) else None
+            if not is_int(count) or count < 0:
+                raise UnreadableUpstream("upstream sent a token count that is not a whole number")
+            return count

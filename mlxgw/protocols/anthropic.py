@@ -38,7 +38,7 @@ from mlxgw.canonical import (
     ToolChoice,
     ToolResultPart,
 )
-from mlxgw.errors import GatewayError, UpstreamError
+from mlxgw.errors import GatewayError, UnreadableUpstream, UpstreamError
 
 from .anthropic_stream import (
     ERROR_TYPES,
@@ -72,6 +72,7 @@ from .common import (
     stream_error,
     upstream_error,
 )
+from .upstream_fields import typed_field
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -449,40 +450,42 @@ def events_from_response(body: dict) -> list[Event]:
         raise stream_error(body.get("error"), dumps(body))
     content = body.get("content") if isinstance(body, dict) else None
     if not isinstance(content, list):
-        raise UpstreamError("bad_gateway", "upstream sent a message without a `content` array")
+        raise UnreadableUpstream("upstream sent a message without a `content` array")
     usage = usage_from_anthropic(body.get("usage"))
     events: list[Event] = [
         Start(
-            body.get("id"),
-            body.get("model"),
+            typed_field(body, "id", str),
+            typed_field(body, "model", str),
             usage.input_tokens,
             usage.cache_read_tokens,
             usage.cache_write_tokens,
         )
     ]
     tools = 0
-    for block in content:
-        kind = block.get("type") if isinstance(block, dict) else None
-        if kind == "text" and block.get("text"):
-            events.append(TextDelta(block["text"]))
+    for i, block in enumerate(content):
+        where = f"content[{i}]."
+        if not isinstance(block, dict):
+            raise UnreadableUpstream("upstream sent a content block that is not an object")
+        kind = typed_field(block, "type", str, where)
+        if kind == "text" and (text := typed_field(block, "text", str, where)):
+            events.append(TextDelta(text))
         elif kind == "thinking":
-            if block.get("thinking"):
-                events.append(ThinkingDelta(block["thinking"]))
-            if block.get("signature"):
-                events.append(ThinkingSignature(block["signature"]))
+            if thinking := typed_field(block, "thinking", str, where):
+                events.append(ThinkingDelta(thinking))
+            if signature := typed_field(block, "signature", str, where):
+                events.append(ThinkingSignature(signature))
         elif kind == "redacted_thinking":
-            events.append(RedactedThinking(str(block.get("data") or "")))
+            events.append(RedactedThinking(typed_field(block, "data", str, where) or ""))
         elif kind == "tool_use":
-            tool_input = block.get("input")
-            events.append(ToolCallStart(tools, block.get("id") or new_id("toolu_"), block.get("name") or ""))
-            events.append(ToolCallDelta(tools, dumps(tool_input if isinstance(tool_input, dict) else {})))
+            tool_input = typed_field(block, "input", dict, where) or {}
+            call_id, name = typed_field(block, "id", str, where), typed_field(block, "name", str, where)
+            events.append(ToolCallStart(tools, call_id or new_id("toolu_"), name or ""))
+            events.append(ToolCallDelta(tools, dumps(tool_input)))
             events.append(ToolCallEnd(tools))
             tools += 1
-        elif kind is None:
-            raise UpstreamError("bad_gateway", "upstream sent a content block that is not an object")
     events.append(usage)
-    reason = FINISH_FROM_ANTHROPIC.get(str(body.get("stop_reason")), "end_turn")
-    events.append(Finish(reason, body.get("stop_sequence")))
+    reason = FINISH_FROM_ANTHROPIC.get(typed_field(body, "stop_reason", str) or "", "end_turn")
+    events.append(Finish(reason, typed_field(body, "stop_sequence", str)))
     return events
 
 

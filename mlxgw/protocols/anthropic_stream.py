@@ -20,10 +20,11 @@ from mlxgw.canonical import (
     Usage,
     merge_usage,
 )
-from mlxgw.errors import GatewayError, UpstreamError
+from mlxgw.errors import GatewayError, UnreadableUpstream
 
-from .common import FINISH_FROM_ANTHROPIC, dumps, is_int, log, new_id, response_id, stream_error
+from .common import FINISH_FROM_ANTHROPIC, dumps, log, new_id, response_id, stream_error
 from .sse import frame
+from .upstream_fields import typed, typed_field
 
 # `kind` → Anthropic error type, per PROTOCOLS.md. 502 and 503 have no type of their own: a bad
 # upstream answer is an api_error; "no backend can take this now" is overloaded_error, which tells
@@ -48,12 +49,13 @@ def error_object(err: GatewayError) -> dict:
     return {"type": kind, "message": err.message}
 
 
-def usage_from_anthropic(usage: Any) -> Usage:
-    if not isinstance(usage, dict):
+def usage_from_anthropic(usage: Any, where: str = "usage") -> Usage:
+    usage = typed(usage, dict, where)
+    if usage is None:
         return Usage()
 
     def count(key: str) -> int | None:
-        return usage[key] if is_int(usage.get(key)) else None
+        return typed_field(usage, key, int, where + ".")
 
     return Usage(
         input_tokens=count("input_tokens"),
@@ -98,34 +100,35 @@ class StreamParser:
         except ValueError:
             payload = None
         if not isinstance(payload, dict):
-            raise UpstreamError("bad_gateway", f"upstream sent a malformed stream event: {data[:200]!r}")
-        kind = payload.get("type") or event
+            raise UnreadableUpstream(f"upstream sent a malformed stream event: {data[:200]!r}")
+        kind = typed_field(payload, "type", str) or event
         if kind == "error" or event == "error":
             raise stream_error(payload.get("error"), data)
         if kind == "message_start":
-            message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
-            usage = usage_from_anthropic(message.get("usage"))
+            message = typed_field(payload, "message", dict) or {}
+            usage = usage_from_anthropic(message.get("usage"), "message.usage")
             return [
                 Start(
-                    message.get("id"),
-                    message.get("model"),
+                    typed_field(message, "id", str, "message."),
+                    typed_field(message, "model", str, "message."),
                     usage.input_tokens,
                     usage.cache_read_tokens,
                     usage.cache_write_tokens,
                 )
             ]
-        if kind == "content_block_start" and isinstance(payload.get("content_block"), dict):
-            return self._start(payload.get("index"), payload["content_block"])
-        if kind == "content_block_delta" and isinstance(payload.get("delta"), dict):
-            return self._delta(self._blocks.get(payload.get("index")), payload["delta"])
-        if kind == "content_block_stop":
-            return self._stop(self._blocks.pop(payload.get("index"), None))
+        if kind in ("content_block_start", "content_block_delta", "content_block_stop"):
+            index = typed_field(payload, "index", int)
+            if kind == "content_block_start":
+                return self._start(index, typed_field(payload, "content_block", dict) or {})
+            if kind == "content_block_delta":
+                return self._delta(self._blocks.get(index), typed_field(payload, "delta", dict) or {})
+            return self._stop(self._blocks.pop(index, None))
         if kind == "message_delta":
-            delta = payload.get("delta") if isinstance(payload.get("delta"), dict) else {}
+            delta = typed_field(payload, "delta", dict) or {}
             events: list[Event] = [usage_from_anthropic(payload.get("usage"))]
-            if delta.get("stop_reason"):
-                reason = FINISH_FROM_ANTHROPIC.get(delta["stop_reason"], "end_turn")
-                events.append(Finish(reason, delta.get("stop_sequence")))
+            if stop_reason := typed_field(delta, "stop_reason", str, "delta."):
+                reason = FINISH_FROM_ANTHROPIC.get(stop_reason, "end_turn")
+                events.append(Finish(reason, typed_field(delta, "stop_sequence", str, "delta.")))
                 self.finished = True
             return events
         if kind == "message_stop":
@@ -136,42 +139,44 @@ class StreamParser:
         """At end of stream: nothing is held back in this protocol (kept for symmetry with OpenAI's)."""
         return []
 
-    def _start(self, index: Any, block: dict) -> list[Event]:
-        kind = block.get("type")
+    def _start(self, index: int | None, block: dict) -> list[Event]:
+        where = "content_block."
+        kind = typed_field(block, "type", str, where)
         if kind == "text":
             self._blocks[index] = _Block("text")
-            return [TextDelta(block["text"])] if isinstance(block.get("text"), str) and block["text"] else []
+            return [TextDelta(text)] if (text := typed_field(block, "text", str, where)) else []
         if kind == "thinking":
-            self._blocks[index] = _Block("thinking", signature=block.get("signature") or None)
-            text = block.get("thinking")
-            return [ThinkingDelta(text)] if isinstance(text, str) and text else []
+            self._blocks[index] = _Block("thinking", signature=typed_field(block, "signature", str, where) or None)
+            return [ThinkingDelta(text)] if (text := typed_field(block, "thinking", str, where)) else []
         if kind == "redacted_thinking":
-            return [RedactedThinking(str(block.get("data") or ""))]
+            return [RedactedThinking(typed_field(block, "data", str, where) or "")]
         if kind == "tool_use":
-            self._blocks[index] = _Block("tool_use", tool=self._tools, input=block.get("input"))
+            self._blocks[index] = _Block("tool_use", tool=self._tools, input=typed_field(block, "input", dict, where))
             self._tools += 1
-            return [
-                ToolCallStart(
-                    self._blocks[index].tool, block.get("id") or new_id("toolu_"), block.get("name") or ""
-                )
-            ]
+            call_id, name = typed_field(block, "id", str, where), typed_field(block, "name", str, where)
+            return [ToolCallStart(self._blocks[index].tool, call_id or new_id("toolu_"), name or "")]
         log.debug("ignoring upstream content block of type %r", kind)
         return []
 
     def _delta(self, block: _Block | None, delta: dict) -> list[Event]:
-        kind = delta.get("type")
+        kind = typed_field(delta, "type", str, "delta.")
         if block is None:
             return []
-        if kind == "text_delta" and delta.get("text"):
-            return [TextDelta(delta["text"])]
-        if kind == "thinking_delta" and delta.get("thinking"):
-            return [ThinkingDelta(delta["thinking"])]
-        if kind == "signature_delta" and delta.get("signature"):
+        key = {"text_delta": "text", "thinking_delta": "thinking", "signature_delta": "signature",
+               "input_json_delta": "partial_json"}.get(kind or "")
+        value = typed_field(delta, key, str, "delta.") if key else None
+        if not value:
+            return []
+        if kind == "text_delta":
+            return [TextDelta(value)]
+        if kind == "thinking_delta":
+            return [ThinkingDelta(value)]
+        if kind == "signature_delta":
             block.signature = None
-            return [ThinkingSignature(delta["signature"])]
-        if kind == "input_json_delta" and block.tool is not None and delta.get("partial_json"):
+            return [ThinkingSignature(value)]
+        if block.tool is not None:
             block.has_arguments = True
-            return [ToolCallDelta(block.tool, delta["partial_json"])]
+            return [ToolCallDelta(block.tool, value)]
         return []
 
     def _stop(self, block: _Block | None) -> list[Event]:

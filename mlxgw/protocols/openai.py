@@ -33,7 +33,7 @@ from mlxgw.canonical import (
     ToolChoice,
     ToolResultPart,
 )
-from mlxgw.errors import GatewayError, UpstreamError
+from mlxgw.errors import GatewayError, UnreadableUpstream, UpstreamError
 
 from .common import (
     FINISH_TO_OPENAI,
@@ -65,6 +65,7 @@ from .openai_stream import (
     usage_from_openai,
     usage_to_openai,
 )
+from .upstream_fields import typed, typed_field
 
 __all__ = [
     "ERROR_TYPES",
@@ -379,36 +380,37 @@ def events_from_response(body: dict) -> list[Event]:
     choice = choices[0] if isinstance(choices, list) and choices else None
     message = choice.get("message") if isinstance(choice, dict) else None
     if not isinstance(message, dict):
-        raise UpstreamError("bad_gateway", "upstream sent a chat completion without choices[0].message")
+        raise UnreadableUpstream("upstream sent a chat completion without choices[0].message")
     usage = usage_from_openai(body.get("usage"))
     events: list[Event] = [
         Start(
-            id=body.get("id"),
-            model=body.get("model"),
+            id=typed_field(body, "id", str),
+            model=typed_field(body, "model", str),
             input_tokens=usage.input_tokens,
             cache_read_tokens=usage.cache_read_tokens,
         )
     ]
-    reasoning = message.get("reasoning_content") or message.get("reasoning")
-    if isinstance(reasoning, str) and reasoning:
+    where = "choices[0].message."
+    reasoning = typed_field(message, "reasoning_content", str, where) or typed_field(message, "reasoning", str, where)
+    if reasoning:
         events.append(ThinkingDelta(reasoning))
-    if isinstance(message.get("content"), str) and message["content"]:
-        events.append(TextDelta(message["content"]))
-    calls = message.get("tool_calls") or []
-    if not isinstance(calls, list):
-        raise UpstreamError("bad_gateway", "upstream sent `tool_calls` that is not an array")
+    if content := typed_field(message, "content", str, where):
+        events.append(TextDelta(content))
+    calls = typed_field(message, "tool_calls", list, where) or []
     for index, call in enumerate(calls):
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict):
-            raise UpstreamError("bad_gateway", "upstream sent a tool call without `function`")
+        at = f"{where}tool_calls[{index}]"
+        function = typed_field(typed(call, dict, at) or {}, "function", dict, at + ".")
+        if function is None:
+            raise UnreadableUpstream("upstream sent a tool call without `function`")
         arguments = function.get("arguments")
-        arguments = dumps(arguments) if isinstance(arguments, dict) else arguments or ""
-        events.append(ToolCallStart(index, call.get("id") or new_id("call_"), function.get("name") or ""))
+        arguments = dumps(arguments) if isinstance(arguments, dict) else typed(arguments, str, at + ".function.arguments")
+        call_id, name = typed_field(call, "id", str, at + "."), typed_field(function, "name", str, at + ".function.")
+        events.append(ToolCallStart(index, call_id or new_id("call_"), name or ""))
         if arguments:
             events.append(ToolCallDelta(index, arguments))
         events.append(ToolCallEnd(index))
     events.append(usage)
-    events.append(Finish(finish_from_openai(choice.get("finish_reason"), bool(calls))))
+    events.append(Finish(finish_from_openai(typed_field(choice, "finish_reason", str, "choices[0]."), bool(calls))))
     return events
 
 

@@ -19,18 +19,18 @@ from mlxgw.canonical import (
     Usage,
     merge_usage,
 )
-from mlxgw.errors import GatewayError, UpstreamError
+from mlxgw.errors import GatewayError, UnreadableUpstream
 
 from .common import (
     FINISH_FROM_OPENAI,
     FINISH_TO_OPENAI,
     dumps,
-    is_int,
     new_id,
     response_id,
     stream_error,
 )
 from .sse import frame
+from .upstream_fields import typed, typed_field
 
 # OpenAI's `kind` → error `type`. OpenAI itself says invalid_request_error for 404s (code model_not_found).
 ERROR_TYPES: dict[str, str] = {
@@ -60,16 +60,15 @@ def finish_from_openai(reason: Any, had_tool_calls: bool) -> FinishReason:
 
 def usage_from_openai(usage: Any) -> Usage:
     """Canonical input_tokens excludes cache reads (Anthropic's convention); OpenAI's prompt_tokens includes them."""
-    if not isinstance(usage, dict):
+    usage = typed(usage, dict, "usage")
+    if usage is None:
         return Usage()
-    details = usage.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    cached = cached if is_int(cached) else None
-    prompt = usage.get("prompt_tokens")
-    completion = usage.get("completion_tokens")
+    details = typed_field(usage, "prompt_tokens_details", dict, "usage.") or {}
+    cached = typed_field(details, "cached_tokens", int, "usage.prompt_tokens_details.")
+    prompt = typed_field(usage, "prompt_tokens", int, "usage.")
     return Usage(
-        input_tokens=prompt - (cached or 0) if is_int(prompt) else None,
-        output_tokens=completion if is_int(completion) else None,
+        input_tokens=prompt - (cached or 0) if prompt is not None else None,
+        output_tokens=typed_field(usage, "completion_tokens", int, "usage."),
         cache_read_tokens=cached,
     )
 
@@ -107,31 +106,33 @@ class StreamParser:
         except ValueError:
             chunk = None
         if not isinstance(chunk, dict):
-            raise UpstreamError("bad_gateway", f"upstream sent a malformed stream chunk: {data[:200]!r}")
+            raise UnreadableUpstream(f"upstream sent a malformed stream chunk: {data[:200]!r}")
         if "error" in chunk:
             raise stream_error(chunk["error"], data)
         events: list[Event] = []
         if not self._started:
             self._started = True
-            events.append(Start(id=chunk.get("id"), model=chunk.get("model")))
-        choices = chunk.get("choices")
-        choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
-        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if isinstance(reasoning, str) and reasoning:
+            events.append(Start(id=typed_field(chunk, "id", str), model=typed_field(chunk, "model", str)))
+        choices = typed_field(chunk, "choices", list)
+        choice = (typed(choices[0], dict, "choices[0]") if choices else None) or {}
+        where = "choices[0].delta."
+        delta = typed_field(choice, "delta", dict, "choices[0].") or {}
+        reasoning = typed_field(delta, "reasoning_content", str, where) or typed_field(delta, "reasoning", str, where)
+        if reasoning:
             events.append(ThinkingDelta(reasoning))
-        if isinstance(delta.get("content"), str) and delta["content"]:
-            events.append(TextDelta(delta["content"]))
-        for call in delta.get("tool_calls") or []:
-            if isinstance(call, dict):
-                events.extend(self._tool_call(call))
-        has_usage = isinstance(chunk.get("usage"), dict)
-        if has_usage:
-            events.append(usage_from_openai(chunk["usage"]))
-        if choice.get("finish_reason") and not self.finished and self._pending is None:
+        if content := typed_field(delta, "content", str, where):
+            events.append(TextDelta(content))
+        for i, call in enumerate(typed_field(delta, "tool_calls", list, where) or []):
+            if (call := typed(call, dict, f"{where}tool_calls[{i}]")) is not None:
+                events.extend(self._tool_call(call, f"{where}tool_calls[{i}]."))
+        usage = typed_field(chunk, "usage", dict)
+        if usage is not None:
+            events.append(usage_from_openai(usage))
+        finish = typed_field(choice, "finish_reason", str, "choices[0].")
+        if finish and not self.finished and self._pending is None:
             events.extend(self._end_calls())
-            self._pending = Finish(finish_from_openai(choice["finish_reason"], bool(self._calls)))
-        if self._pending and has_usage:
+            self._pending = Finish(finish_from_openai(finish, bool(self._calls)))
+        if self._pending and usage is not None:
             events.append(self._pending)
             self._pending, self.finished = None, True
         return events
@@ -157,23 +158,23 @@ class StreamParser:
         self._open.clear()
         return ends
 
-    def _tool_call(self, call: dict) -> list[Event]:
-        index = call.get("index")
-        if not is_int(index):
+    def _tool_call(self, call: dict, where: str) -> list[Event]:
+        index = typed_field(call, "index", int, where)
+        call_id = typed_field(call, "id", str, where)
+        if index is None:
             # Servers that omit `index` send each call whole or in order: a new id means a new call.
-            index = len(self._calls) if call.get("id") or not self._calls else max(self._calls)
-        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+            index = len(self._calls) if call_id or not self._calls else max(self._calls)
+        function = typed_field(call, "function", dict, where) or {}
         events: list[Event] = []
         if index not in self._calls:
             canonical = self._calls[index] = len(self._calls)
             self._open.append(canonical)
-            events.append(
-                ToolCallStart(canonical, call.get("id") or new_id("call_"), function.get("name") or "")
-            )
+            name = typed_field(function, "name", str, where + "function.")
+            events.append(ToolCallStart(canonical, call_id or new_id("call_"), name or ""))
         arguments = function.get("arguments")
-        if isinstance(arguments, dict):
-            arguments = dumps(arguments)
-        if isinstance(arguments, str) and arguments and self._calls[index] in self._open:
+        # Some servers send the arguments as an object rather than as its JSON text.
+        arguments = dumps(arguments) if isinstance(arguments, dict) else typed(arguments, str, where + "function.arguments")
+        if arguments and self._calls[index] in self._open:
             events.append(ToolCallDelta(self._calls[index], arguments))
         return events
 

@@ -16,7 +16,7 @@ from mlxgw.dispatcher import AttemptRecord, Opened
 from mlxgw.errors import GatewayError
 from mlxgw.server.guard import read_body
 from mlxgw.server.keys import DISPATCHER, REQUEST_LOG, SETTINGS
-from mlxgw.server.middleware import TRIED, protocol_name, request_id, wire_for
+from mlxgw.server.middleware import ANSWER_STARTED, TRIED, protocol_name, request_id, wire_for
 
 log = logging.getLogger("mlxgw.server")
 
@@ -156,6 +156,7 @@ async def _stream(
 ) -> web.StreamResponse:
     response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **_answer_headers(request, opened, ledger.attempts)})
     await response.prepare(request)
+    request[ANSWER_STARTED] = response
     renderer = wire.StreamRenderer(creq.model, request_id(request), include_usage=creq.include_usage)
     passthrough = False
 
@@ -171,6 +172,7 @@ async def _stream(
             await response.write(data)
             ledger.sent_first_byte()
 
+    failure: GatewayError | None = None
     try:
         for item in opened.head:
             await send(item)
@@ -180,11 +182,18 @@ async def _stream(
             await response.write(renderer.close())
     except GatewayError as err:
         log.warning("stream %s failed after its first byte: %s", request_id(request), err.message)
-        ledger.failed(err, before_first_byte=False)
-        await response.write(renderer.error(err))
+        failure = err
     except ConnectionError:
         ledger.error_kind = "client_disconnected"
         log.info("client went away during %s; upstream cancelled", request_id(request))
         return response
+    except Exception:
+        # A gateway bug: the status line is sent, so the stream ends in its own protocol; the
+        # traceback goes to the daemon's log, never to the client.
+        log.exception("stream %s broke after its first byte", request_id(request))
+        failure = GatewayError("api_error", "internal gateway error (see the daemon's log)")
+    if failure is not None:
+        ledger.failed(failure, before_first_byte=False)
+        await response.write(renderer.error(failure))
     await response.write_eof()
     return response

@@ -19,6 +19,8 @@ log = logging.getLogger("mlxgw.server")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 TRIED = web.RequestKey("tried", list)  # the dispatcher's attempt records, for the error headers
+# A streamed answer whose status line and headers are sent: no other answer may follow.
+ANSWER_STARTED = web.RequestKey("answer_started", web.StreamResponse)
 MAX_RETRY_AFTER_S = 86400.0
 
 
@@ -65,25 +67,33 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
     request[REQUEST_ID] = new_request_id()
     try:
         response = await handler(request)
-    except GatewayError as err:
-        return error_response(request, err)
-    except web.HTTPException as exc:
-        if exc.status < 400:
+    except Exception as exc:
+        if (started := request.get(ANSWER_STARTED)) is not None:
+            # A second status line written into the open body would corrupt it: end the answer as it is.
+            log.error("%s %s failed after its answer had started", request.method, request.path, exc_info=exc)
+            return started
+        if isinstance(exc, web.HTTPException) and exc.status < 400:
             raise
+        return error_response(request, _as_gateway_error(request, exc))
+    if not response.prepared:
+        response.headers.setdefault("request-id", request[REQUEST_ID])
+        response.headers.setdefault("x-request-id", request[REQUEST_ID])
+    return response
+
+
+def _as_gateway_error(request: web.Request, exc: Exception) -> GatewayError:
+    if isinstance(exc, GatewayError):
+        return exc
+    if isinstance(exc, web.HTTPException):
         kind = _HTTP_KINDS.get(exc.status, "invalid_request" if exc.status < 500 else "api_error")
         message = {
             404: f"no such endpoint: {request.method} {request.path}",
             405: f"method {request.method} is not allowed on {request.path}",
             413: "request body too large",
         }.get(exc.status, exc.reason)
-        return error_response(request, GatewayError(kind, message, status=exc.status))
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(request, GatewayError("api_error", "internal gateway error (see the daemon's log)"))
-    if not response.prepared:
-        response.headers.setdefault("request-id", request[REQUEST_ID])
-        response.headers.setdefault("x-request-id", request[REQUEST_ID])
-    return response
+        return GatewayError(kind, message, status=exc.status)
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return GatewayError("api_error", "internal gateway error (see the daemon's log)")
 
 
 @web.middleware

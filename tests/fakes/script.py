@@ -106,6 +106,7 @@ class Reply:
     die_after_chunks: int | None = None  # send N SSE frames (non-stream: half the body), then RST
     malformed: bool = False  # 200 with a body / SSE frame that is not valid JSON
     error_event_after_chunks: int | None = None  # stream: N frames, then an in-stream error frame
+    raw: bytes | list[bytes] | None = None  # exactly these bytes: a whole JSON body, or these SSE frames
 
     @property
     def is_error(self) -> bool:
@@ -396,6 +397,10 @@ class FakeUpstream:
                 await self._hang(request)
             if reply.is_error:
                 return self._error_response(reply, rec)
+            if isinstance(reply.raw, bytes):
+                return web.Response(body=reply.raw, status=200, content_type="application/json")
+            if reply.raw is not None:
+                return await self._send_sse(request, reply, reply.raw, b"")
             return await answer(request, rec, reply)
         except _Dropped:
             # The connection is gone; give aiohttp a response it will fail to write, quietly.
