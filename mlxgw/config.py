@@ -596,7 +596,9 @@ class ConfigEditor:
                 return
         raise ConfigError(f"no mapping with pattern {pattern!r}")
 
-    def set_backend(self, name: str, btype: str, base_url: str | None) -> None:
+    def set_backend(self, name: str, btype: str, base_url: str | None, *, keyless: bool = False) -> None:
+        """Add or update [backends.NAME]; `keyless` also drops any api_key / api_key_env it has, so
+        that no key reaches that server by any route."""
         if "backends" not in self.doc:
             self.doc.append("backends", tomlkit.table(is_super_table=True))
         backends = self.doc["backends"]
@@ -608,6 +610,12 @@ class ConfigEditor:
             table["base_url"] = base_url
         elif "base_url" not in table:
             table["base_url"] = DEFAULT_BASE_URLS.get(btype, "")
+        if keyless:
+            for key in ("api_key", "api_key_env"):
+                table.pop(key, None)
+
+    def has_backend(self, name: str) -> bool:
+        return name in (self.doc.get("backends") or {})
 
     def remove_backend(self, name: str) -> None:
         backends = self.doc.get("backends")

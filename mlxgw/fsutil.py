@@ -1,10 +1,19 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of either."""
+"""Atomic file writes (a reader sees the old file or the new one, never half of either) and an
+exclusive lock between processes."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from mlxgw.errors import MlxgwError
+
+LOCK_POLL_S = 0.01
 
 
 def _temp_copy(path: Path, raw: bytes, mode: int) -> str:
@@ -54,3 +63,28 @@ def create_private(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+class LockBusy(MlxgwError):
+    """Another process held a lock for longer than the caller would wait."""
+
+
+@contextmanager
+def exclusive_lock(path: Path, *, wait_s: float, busy: str) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created 0600 if missing) for the block. The kernel drops it
+    when the process dies, however it dies. Raises LockBusy(`busy`) after waiting `wait_s`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockBusy(busy) from None
+                time.sleep(LOCK_POLL_S)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

@@ -28,6 +28,11 @@ def db_path() -> Path:
     return home() / "mlxgw.db"
 
 
+def edit_lock_path() -> Path:
+    """Held while a process edits the config or syncs it into the store (see mlxgw.workspace)."""
+    return home() / "edit.lock"
+
+
 def secret_key_path() -> Path:
     return home() / "secret.key"
 

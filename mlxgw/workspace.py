@@ -1,15 +1,53 @@
-"""Opening everything a command or the daemon works with: the config, the store and the vault."""
+"""Opening everything a command or the daemon works with: the config, the store and the vault.
+
+Every read-modify-write of the config, and every sync of it into the store, happens under one lock
+per home: commands run side by side (and the daemon reloading) never lose each other's edits, and a
+sync never writes back a config read before another command changed it.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlxgw import config, paths
-from mlxgw.config import Settings
+from mlxgw.config import ConfigEditor, Settings
+from mlxgw.fsutil import exclusive_lock
 from mlxgw.store.database import open_db
 from mlxgw.store.sync import SyncReport, sync
 from mlxgw.vault import Vault
+
+LOCK_WAIT_S = 30.0
+_held = threading.local()  # how deep this thread is inside home_lock(): it is re-entrant
+
+
+@contextmanager
+def home_lock(wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+    """Hold the home's edit lock for the block (re-entrant within a thread). Raises LockBusy when
+    another process keeps it for more than `wait_s`."""
+    if getattr(_held, "depth", 0):
+        _held.depth += 1
+        try:
+            yield
+        finally:
+            _held.depth -= 1
+        return
+    busy = f"another mlxgw process is changing the config ({paths.edit_lock_path()} held for {wait_s:g} s); try again"
+    with exclusive_lock(paths.edit_lock_path(), wait_s=wait_s, busy=busy):
+        _held.depth = 1
+        try:
+            yield
+        finally:
+            _held.depth = 0
+
+
+def _load_and_sync(path: Path, vault: Vault) -> SyncReport:
+    """Read the config (inside the lock, never before it) and make the store match it."""
+    config.ensure_config(path)
+    return sync(config.load(path), vault)
 
 
 @dataclass
@@ -23,14 +61,27 @@ class Workspace:
     def open(cls, config_path: Path | None = None) -> Workspace:
         """Load the config (creating the default one), open the store and sync the one into the other."""
         path = config_path or paths.config_path()
-        config.ensure_config(path)
-        settings = config.load(path)
-        open_db(paths.db_path())
         vault = Vault()
-        report = sync(settings, vault)
+        with home_lock():
+            open_db(paths.db_path())
+            report = _load_and_sync(path, vault)
         return cls(path, report.settings, vault, report)
 
-    def resync(self) -> SyncReport:
-        self.last_sync = sync(config.load(self.config_path), self.vault)
-        self.settings = self.last_sync.settings
-        return self.last_sync
+    def resync(self, *, wait_s: float = LOCK_WAIT_S) -> SyncReport:
+        """Re-read the config and sync it. The daemon passes wait_s=0: rather than block its event
+        loop behind a command's edit, it retries on its next poll."""
+        with home_lock(wait_s):
+            return self._took(_load_and_sync(self.config_path, self.vault))
+
+    @contextmanager
+    def edit(self) -> Iterator[ConfigEditor]:
+        """The config to change, read under the home's lock; when the block ends without an error it
+        is validated, written and synced into the store before the lock is released."""
+        with home_lock():
+            editor = ConfigEditor(self.config_path)
+            yield editor
+            self._took(sync(editor.save(), self.vault))
+
+    def _took(self, report: SyncReport) -> SyncReport:
+        self.last_sync, self.settings = report, report.settings
+        return report

@@ -6,8 +6,7 @@ import typer
 from rich.markup import escape
 
 from mlxgw import config, paths
-from mlxgw.cli.output import console, note_sync
-from mlxgw.workspace import Workspace
+from mlxgw.cli.output import console, open_workspace
 
 app = typer.Typer(help="The TOML config file (the source of truth).", no_args_is_help=True)
 
@@ -21,8 +20,7 @@ def path() -> None:
 @app.command("show")
 def show() -> None:
     """Print the config file."""
-    ws = Workspace.open()
-    note_sync(ws.last_sync)
+    ws = open_workspace()
     print(ws.config_path.read_text(encoding="utf-8"), end="")
 
 
@@ -39,7 +37,6 @@ def validate() -> None:
 @app.command("sync")
 def sync() -> None:
     """Sync the config into the store now (every command does this too)."""
-    ws = Workspace.open()
-    note_sync(ws.last_sync)
+    ws = open_workspace()
     s = ws.settings
     console.print(f"synced {len(s.mappings)} mapping(s) and {len(s.backends)} backend(s) from {ws.config_path}", markup=False, highlight=False)

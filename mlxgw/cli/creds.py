@@ -9,12 +9,12 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from mlxgw.cli.output import console, emit_json
-from mlxgw.config import BACKEND_TYPES, ConfigEditor
+from mlxgw.cli.output import console, emit_json, note_sync, open_workspace
+from mlxgw.config import BACKEND_TYPES
 from mlxgw.errors import MlxgwError
 from mlxgw.store import credentials
 from mlxgw.store.database import bump_generation
-from mlxgw.workspace import Workspace
+from mlxgw.workspace import Workspace, home_lock
 
 app = typer.Typer(help="Cloud backends and their API keys (stored encrypted, never printed).", no_args_is_help=True)
 
@@ -45,13 +45,21 @@ def set_(
         raise MlxgwError("'local' is the built-in MLX backend and takes no credentials")
     key = None if no_key else _read_key(name)
     ws = Workspace.open()
-    editor = ConfigEditor(ws.config_path)
-    editor.set_backend(name, btype, base_url)
-    editor.save()
-    settings = ws.resync().settings
-    backend = settings.backends[name]
-    credentials.upsert(name, backend.type, backend.base_url, key, ws.vault)
-    bump_generation()
+    opened = ws.last_sync
+    # One lock over the config edit and the key change: a daemon reloading in between must not see
+    # the new URL with the old key.
+    with home_lock():
+        with ws.edit() as editor:
+            editor.set_backend(name, btype, base_url, keyless=no_key)
+        backend = ws.settings.backends[name]
+        if key is None:
+            credentials.clear_key(name)
+        else:
+            credentials.upsert(name, backend.type, backend.base_url, key, ws.vault)
+        bump_generation()
+    # This backend's key was just replaced or removed, so a new URL sends it no old key.
+    for report in (opened, ws.last_sync):
+        note_sync(report, skip=name)
     what = "without a key" if no_key else f"key {credentials.mask(key)}"
     console.print(f"saved backend [bold]{name}[/] ({btype}, {escape(backend.base_url)}) {what}", highlight=False)
 
@@ -59,7 +67,7 @@ def set_(
 @app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List backends with their masked keys."""
-    ws = Workspace.open()
+    ws = open_workspace()
     rows = []
     for row in credentials.listing():
         backend = ws.settings.backends.get(row.backend)
@@ -86,22 +94,22 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
 @app.command("remove")
 def remove(name: str = typer.Argument(..., help="The backend to remove.")) -> None:
     """Remove backend NAME from the config and delete its stored key."""
-    ws = Workspace.open()
-    editor = ConfigEditor(ws.config_path)
-    in_config = name in ws.settings.backends
-    if in_config:
-        editor.remove_backend(name)
-        editor.save()
-        ws.resync()
-    if not credentials.remove(name) and not in_config:
-        raise MlxgwError(f"no backend named {name!r}")
-    bump_generation()
+    ws = open_workspace()
+    with home_lock():
+        with ws.edit() as editor:
+            in_config = editor.has_backend(name)
+            if in_config:
+                editor.remove_backend(name)
+        if not credentials.remove(name) and not in_config:
+            raise MlxgwError(f"no backend named {name!r}")
+        bump_generation()
+    note_sync(ws.last_sync)
     console.print(f"removed backend [bold]{escape(name)}[/]", highlight=False)
 
 
 @app.command("rotate-key")
 def rotate_key() -> None:
     """Re-encrypt every stored key under a new secret key (all or nothing)."""
-    ws = Workspace.open()
+    ws = open_workspace()
     count = credentials.rotate(ws.vault)
     console.print(f"re-encrypted {count} credential(s) under a new secret key", highlight=False)

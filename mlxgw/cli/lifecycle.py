@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from mlxgw.cli.output import console, emit_json, err_console, fail
+from mlxgw.cli.output import console, emit_json, err_console, fail, open_workspace
 from mlxgw.cli.serve import DRAIN_HELP, check_exposure
 
 HOST_HELP = "Address to bind (default: the config's [server] host)."
@@ -42,10 +42,9 @@ def start(
 def _start(host: str | None, port: int | None, insecure: bool, drain_timeout: float | None, wait: float) -> None:
     from mlxgw import logs
     from mlxgw.daemon import control
-    from mlxgw.workspace import Workspace
 
     # Checked here too, so that a bad config or address fails with its own message, not a log excerpt.
-    settings = Workspace.open().settings.with_address(host, port)
+    settings = open_workspace().settings.with_address(host, port)
     check_exposure(settings, insecure)
     argv = control.serve_argv(host, port, insecure, drain_timeout)
     try:
@@ -126,9 +125,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
 def _requests_last_hour() -> dict[str, int]:
     from mlxgw.store import request_log
     from mlxgw.store.models import utcnow
-    from mlxgw.workspace import Workspace
 
-    Workspace.open()
+    open_workspace()
     rows = request_log.since(utcnow() - dt.timedelta(hours=1))
     return {"total": len(rows), "errors": sum(1 for r in rows if r.status >= 400 or r.error_kind)}
 

@@ -8,11 +8,10 @@ from rich.table import Table
 from rich.text import Text
 
 from mlxgw import routing
-from mlxgw.cli.output import console, emit_json, note_sync
-from mlxgw.config import ConfigEditor, MappingSettings, Target
+from mlxgw.cli.output import console, emit_json, note_sync, open_workspace
+from mlxgw.config import MappingSettings, Target
 from mlxgw.errors import MlxgwError
 from mlxgw.store.mappings import load_mappings
-from mlxgw.workspace import Workspace
 
 app = typer.Typer(help="Map model names (fnmatch patterns) to backends and fallback chains.", no_args_is_help=True)
 
@@ -38,35 +37,31 @@ def add(
     replace: bool = typer.Option(False, "--replace", help="Replace an existing mapping with this pattern."),
 ) -> None:
     """Add a mapping from PATTERN to BACKEND."""
-    ws = Workspace.open()
+    ws = open_workspace()
     try:
         targets = tuple(Target.parse(f) for f in fallback)
     except ValueError as exc:
         raise MlxgwError(str(exc)) from None
-    editor = ConfigEditor(ws.config_path)
-    editor.add_mapping(
-        MappingSettings(pattern, backend, model, targets, priority), replace_existing=replace
-    )
-    editor.save()
-    note_sync(ws.resync())
+    with ws.edit() as editor:
+        editor.add_mapping(MappingSettings(pattern, backend, model, targets, priority), replace_existing=replace)
+    note_sync(ws.last_sync)
     console.print(f"mapped [bold]{escape(pattern)}[/] → {escape(str(Target(backend, model)))}", highlight=False)
 
 
 @app.command("remove")
 def remove(pattern: str = typer.Argument(..., help="The pattern of the mapping to remove.")) -> None:
     """Remove the mapping with PATTERN."""
-    ws = Workspace.open()
-    editor = ConfigEditor(ws.config_path)
-    editor.remove_mapping(pattern)
-    editor.save()
-    ws.resync()
+    ws = open_workspace()
+    with ws.edit() as editor:
+        editor.remove_mapping(pattern)
+    note_sync(ws.last_sync)
     console.print(f"removed mapping [bold]{escape(pattern)}[/]", highlight=False)
 
 
 @app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List mappings in the order they are matched."""
-    Workspace.open()
+    open_workspace()
     mappings = routing.ordered(load_mappings())
     disabled = [m for m in load_mappings() if not m.enabled]
     if as_json:
@@ -88,7 +83,7 @@ def resolve(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show which mapping answers MODEL and the ordered chain of attempts."""
-    Workspace.open()
+    open_workspace()
     route = routing.resolve(model, load_mappings())
     if route is None:
         raise MlxgwError(f"no mapping matches {model!r}")

@@ -13,7 +13,7 @@ from rich.table import Table
 from mlxgw import paths, routing
 from mlxgw.cli import daemon
 from mlxgw.cli.output import console, emit_json, err_console
-from mlxgw.config import ConfigEditor, MappingSettings
+from mlxgw.config import MappingSettings
 from mlxgw.errors import MlxgwError
 from mlxgw.store.mappings import load_mappings
 from mlxgw.workspace import Workspace
@@ -47,10 +47,8 @@ def demo(
         if existing.backend != "local" or existing.model != model:
             err_console.print(f"[yellow]note:[/] a mapping for 'demo' already exists ({existing.backend}:{existing.model}); left as is", highlight=False)
         return
-    editor = ConfigEditor(ws.config_path)
-    editor.add_mapping(MappingSettings("demo", "local", model))
-    editor.save()
-    ws.resync()
+    with ws.edit() as editor:
+        editor.add_mapping(MappingSettings("demo", "local", model))
     console.print(f"mapped [bold]demo[/] → local:{model}", highlight=False)
 
 

@@ -9,6 +9,9 @@ from typing import Any, NoReturn
 from rich.console import Console
 from rich.markup import escape
 
+from mlxgw.store.sync import SyncReport
+from mlxgw.workspace import Workspace
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -22,9 +25,21 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def note_sync(report) -> None:
+def open_workspace() -> Workspace:
+    """Workspace.open(), telling the user what its sync found (e.g. a hand edit that moved a key)."""
+    ws = Workspace.open()
+    note_sync(ws.last_sync)
+    return ws
+
+
+def note_sync(report: SyncReport, *, skip: str | None = None) -> None:
+    """What a sync did that the user should know of; `skip`: a backend whose key the command itself
+    has just replaced, so a changed base_url of it is no news."""
     for name in report.keys_moved:
         err_console.print(
             f"[yellow]note:[/] moved the api_key of backend {escape(repr(name))} out of the config into the encrypted store",
             highlight=False,
         )
+    for redirect in report.redirected:
+        if redirect.backend != skip:
+            err_console.print(f"[yellow]warning:[/] {escape(str(redirect))}", highlight=False, soft_wrap=True)

@@ -11,11 +11,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from mlxgw.cli.output import console
+from mlxgw.cli.output import console, open_workspace
 from mlxgw.errors import MlxgwError
 from mlxgw.store import request_log
 from mlxgw.store.models import RequestLog, utcnow
-from mlxgw.workspace import Workspace
 
 FOLLOW_POLL_S = 0.5
 
@@ -71,7 +70,7 @@ def log_(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> None:
     """Show recent requests: what was asked, which backend answered, what failed on the way."""
-    Workspace.open()
+    open_workspace()
     rows = request_log.tail(tail)
     if not as_json and not follow:
         table = Table()
@@ -136,7 +135,7 @@ def stats(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Per-backend counts, failover rate, latency percentiles and tokens."""
-    Workspace.open()
+    open_workspace()
     window = parse_since(since)
     summary = summarize(request_log.since(utcnow() - window))
     if as_json:

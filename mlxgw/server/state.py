@@ -11,6 +11,7 @@ import os
 from mlxgw.backends.registry import Registry
 from mlxgw.config import MappingSettings, Settings
 from mlxgw.errors import MlxgwError
+from mlxgw.fsutil import LockBusy
 from mlxgw.routing import RouteTable
 from mlxgw.store import client_keys
 from mlxgw.store.database import generation
@@ -52,9 +53,14 @@ class LiveState:
         """Re-read everything. A config that fails to load keeps the last good settings."""
         if resync:
             try:
-                self.workspace.resync()
+                report = self.workspace.resync(wait_s=0)
+            except LockBusy:
+                raise  # a command is editing the config: take its change whole, on the next poll
             except MlxgwError as exc:
                 log.error("config not reloaded: %s", exc)
+            else:
+                for redirect in report.redirected:
+                    log.warning("%s", redirect)
         self.registry.refresh(self.workspace.settings)
         self.routes = RouteTable(load_mappings())
         self.client_keys = client_keys.hashes()
@@ -68,5 +74,7 @@ async def watch(state: LiveState, interval: float) -> None:
             if state.changed():
                 state.load(resync=True)
                 log.info("configuration reloaded")
+        except LockBusy:
+            continue
         except Exception:
             log.exception("reload failed")

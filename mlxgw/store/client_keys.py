@@ -18,10 +18,10 @@ def _hash(key: str) -> str:
 
 
 def create(name: str) -> str:
-    if ClientKey.get_or_none(ClientKey.name == name):
-        raise MlxgwError(f"a client key named {name!r} already exists")
     key = PREFIX + secrets.token_urlsafe(32)
-    with db.obj.atomic():
+    with db.obj.atomic():  # the check inside the (IMMEDIATE) transaction: two creates cannot both pass it
+        if ClientKey.get_or_none(ClientKey.name == name):
+            raise MlxgwError(f"a client key named {name!r} already exists")
         ClientKey.create(name=name, key_hash=_hash(key), prefix=key[:8])
         bump_generation()
     return key

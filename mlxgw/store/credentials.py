@@ -30,6 +30,11 @@ def upsert(name: str, btype: str, base_url: str, key: str | None, vault: Vault) 
     row.save()
 
 
+def clear_key(name: str) -> None:
+    """Forget the key stored for backend `name` (the backend itself stays)."""
+    Credential.update(encrypted_key=None, key_hint=None, updated_at=utcnow()).where(Credential.backend == name).execute()
+
+
 def remove(name: str) -> bool:
     return Credential.delete().where(Credential.backend == name).execute() > 0
 

@@ -16,6 +16,9 @@ def _v1(database: SqliteDatabase) -> None:
     database.create_tables(TABLES)
 
 
+# How long SQLite itself retries a store another connection is writing, before "database is locked".
+BUSY_TIMEOUT_MS = 5000
+
 # Append-only: each entry moves the schema one version up. Never edit a released step.
 MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1]
 
@@ -27,7 +30,12 @@ def open_db(path: Path) -> SqliteDatabase:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     database = SqliteDatabase(
         str(path),
-        pragmas={"journal_mode": "wal", "synchronous": "normal", "busy_timeout": 5000, "foreign_keys": 1},
+        # busy_timeout first: switching a new file to WAL takes a lock that another process may hold.
+        pragmas={"busy_timeout": BUSY_TIMEOUT_MS, "journal_mode": "wal", "synchronous": "normal", "foreign_keys": 1},
+        # A deferred transaction that reads, then writes, fails at once with "database is locked"
+        # when another connection wrote meanwhile (the busy timeout cannot help it); IMMEDIATE takes
+        # the write lock at BEGIN, where the busy timeout waits for it.
+        lock_type="IMMEDIATE",
         check_same_thread=False,
     )
     if db.obj is not None and not db.is_closed():
@@ -75,4 +83,7 @@ def generation() -> int:
 
 
 def bump_generation() -> None:
-    Meta.replace(key="generation", value=str(generation() + 1)).execute()
+    # One statement, so two processes bumping at once both count: a daemon must see the second too.
+    Meta.insert(key="generation", value="1").on_conflict(
+        conflict_target=[Meta.key], update={Meta.value: Meta.value.cast("INTEGER") + 1}
+    ).execute()

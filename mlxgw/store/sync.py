@@ -12,11 +12,27 @@ from mlxgw.store.models import Credential, Mapping, db
 from mlxgw.vault import Vault
 
 
+@dataclass(frozen=True)
+class KeyRedirect:
+    """A backend whose base_url changed while a key is stored for it: the key now goes there."""
+
+    backend: str
+    old_url: str
+    new_url: str
+
+    def __str__(self) -> str:
+        return (
+            f"backend {self.backend!r} now sends its stored API key to {self.new_url} (its base_url was "
+            f"{self.old_url}); if that server should not have it, run `mlxgw creds set {self.backend}`"
+        )
+
+
 @dataclass
 class SyncReport:
     settings: Settings
     changed: bool = False
     keys_moved: list[str] = field(default_factory=list)  # api_key values moved from the TOML into the store
+    redirected: list[KeyRedirect] = field(default_factory=list)
 
 
 def _mapping_row(position: int, m: MappingSettings) -> dict:
@@ -41,7 +57,7 @@ def _current_rows() -> list[dict]:
 
 def sync(settings: Settings, vault: Vault) -> SyncReport:
     """Make the store match `settings`. Plaintext `api_key`s are encrypted into the store and then
-    removed from the TOML file."""
+    removed from the TOML file. Runs under the home's edit lock (mlxgw.workspace takes it)."""
     report = SyncReport(settings)
     rows = [_mapping_row(i, m) for i, m in enumerate(settings.mappings)]
     with db.obj.atomic():
@@ -53,6 +69,8 @@ def sync(settings: Settings, vault: Vault) -> SyncReport:
         for name, backend in settings.backends.items():
             row = Credential.get_or_none(Credential.backend == name)
             key = settings.plaintext_keys.get(name)
+            if row is not None and row.encrypted_key and not key and row.base_url != backend.base_url:
+                report.redirected.append(KeyRedirect(name, row.base_url, backend.base_url))
             if row is None or (row.type, row.base_url) != (backend.type, backend.base_url) or key:
                 credentials.upsert(name, backend.type, backend.base_url, key, vault)
                 report.changed = True
