@@ -204,6 +204,17 @@ MEANINGFUL = (TextDelta, ThinkingDelta, RedactedThinking, ToolCallStart)
 
 
 @dataclass
+class Progress:
+    """Proof of life with nothing to send: a local model working through a long prompt (`done` of
+    `total` prompt tokens), an upstream's ping or keep-alive comment. It resets the wait for the first
+    byte but never counts as one, so the request can still fail over. Not an `Event`: the dispatcher
+    consumes it, and no renderer ever sees it."""
+
+    done: int | None = None
+    total: int | None = None
+
+
+@dataclass
 class ChatResponse:
     """A whole answer, folded from its events (see `collect`)."""
 

@@ -38,6 +38,7 @@ DEFAULT_CONFIG = """\
 host = "127.0.0.1"   # keep it on loopback unless you have created client keys (`mlxgw keys create`)
 port = 8421
 request_deadline_s = 600   # a request, retries and fallbacks included, never takes longer
+# keepalive_s = 10         # a streamed answer silent this long gets a keep-alive (a long prefill, a slow upstream); 0: never
 max_request_mb = 32        # larger bodies are refused with 413
 # header_timeout_s = 10    # a connection must send a whole request head within this (also: idle keep-alive); read at start
 # body_timeout_s = 60      # ...and then the request's whole body within this, or get 408
@@ -95,6 +96,7 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8421
     request_deadline_s: float = 600.0
+    keepalive_s: float = 10.0  # 0: no keep-alives
     max_request_mb: float = 32.0
     anthropic_version: str = "2023-06-01"
     allowed_origins: tuple[str, ...] = ()  # normalised: scheme://host[:port], as browsers send Origin
@@ -312,6 +314,7 @@ def _server(raw: dict, where: _Locator) -> ServerSettings:
         for key, typ in (
             ("host", str), ("port", int), ("request_deadline_s", float), ("max_request_mb", float),
             ("anthropic_version", str), ("header_timeout_s", float), ("body_timeout_s", float),
+            ("keepalive_s", float),
         )
     }
     _reject_unknown(raw, SERVER_FILE_KEYS | set(POLICY_KEYS), where, at)
@@ -320,6 +323,8 @@ def _server(raw: dict, where: _Locator) -> ServerSettings:
     for key in ("header_timeout_s", "body_timeout_s"):
         if values[key] <= 0:
             raise where.error("must be more than 0", at, key)
+    if values["keepalive_s"] < 0:
+        raise where.error("must be 0 (no keep-alives) or more", at, "keepalive_s")
     return ServerSettings(
         **values,
         allowed_origins=_listed(raw, "allowed_origins", _origin, where),

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import backoff
 
 from mlxgw import routing
-from mlxgw.backends.base import Item, is_meaningful
+from mlxgw.backends.base import ANSWER_TIMEOUT, Item, is_meaningful
 from mlxgw.backends.registry import Registry
 from mlxgw.breaker import Breaker, Breakers, Permit
-from mlxgw.canonical import ChatRequest
+from mlxgw.canonical import ChatRequest, Progress
 from mlxgw.config import LOCAL, Policy, Settings
 from mlxgw.errors import GatewayError, UpstreamError
 
@@ -73,8 +73,9 @@ def _waits():
         error = yield wait
 
 
-# Errors another try of the same backend cannot mend: move on to the next attempt at once.
-NOT_RETRIED = ("circuit_open", "model_not_found", "model_unavailable")
+# Errors another try of the same backend cannot mend (or, for a whole answer that timed out, would
+# pay for it twice): move on to the next attempt at once.
+NOT_RETRIED = ("circuit_open", "model_not_found", "model_unavailable", ANSWER_TIMEOUT)
 
 
 def _give_up(error: UpstreamError) -> bool:
@@ -194,7 +195,7 @@ class Dispatcher:
                 "unavailable", f"backend {backend.name} is failing; its circuit is open", backend=backend.name,
                 retryable=True, code="circuit_open",
             )
-        paced = _paced(backend.stream(request, model), backend.name, policy, deadline)
+        paced = _paced(backend.stream(request, model), backend.name, policy, deadline, whole=not request.stream)
         head: list[Item] = []
         try:
             async for item in paced:
@@ -214,16 +215,28 @@ class Dispatcher:
         return Opened(backend.name, model, head, tail)
 
 
-async def _paced(source: AsyncIterator[Item], name: str, policy: Policy, deadline: float) -> AsyncIterator[Item]:
-    """Bound the wait for each item: the first meaningful one within first_byte_timeout_s, each later
-    one within idle_timeout_s, and all of them within the request deadline."""
+async def _paced(
+    source: AsyncIterator[Item], name: str, policy: Policy, deadline: float, *, whole: bool
+) -> AsyncIterator[Item]:
+    """Bound the silence before each item, all within the request deadline.
+
+    Until the first meaningful item, a stream may be silent for first_byte_timeout_s at a time: any
+    item, `Progress` included, proves the backend alive and restarts that wait, so a long prefill that
+    reports progress is never cut off. After it, idle_timeout_s. A whole (non-streamed) answer comes
+    in one piece only once it is fully generated, so only the deadline bounds the wait for its first
+    item, and idle_timeout_s the waits after; such an answer that times out is not retried on the
+    same backend (`ANSWER_TIMEOUT`). `Progress` items stop here: they have nothing to send.
+    """
     loop = asyncio.get_running_loop()
     stream = source.__aiter__()
-    first_by = loop.time() + policy.first_byte_timeout_s
-    started = False
+    started = heard = False
     try:
         while True:
-            limit = min(deadline, first_by if not started else loop.time() + policy.idle_timeout_s)
+            if started or (whole and heard):
+                limit = loop.time() + policy.idle_timeout_s
+            else:
+                limit = deadline if whole else loop.time() + policy.first_byte_timeout_s
+            limit = min(deadline, limit)
             try:
                 async with asyncio.timeout_at(limit):
                     item = await stream.__anext__()
@@ -232,11 +245,17 @@ async def _paced(source: AsyncIterator[Item], name: str, policy: Policy, deadlin
             except TimeoutError:
                 if limit == deadline:
                     what = "the request deadline passed"
-                elif started:
+                elif started or whole:
                     what = f"it went silent for {policy.idle_timeout_s:g} s"
                 else:
-                    what = f"it sent nothing within {policy.first_byte_timeout_s:g} s"
-                raise UpstreamError("timeout", f"backend {name} timed out: {what}", backend=name, retryable=True) from None
+                    what = f"it sent nothing for {policy.first_byte_timeout_s:g} s before answering"
+                raise UpstreamError(
+                    "timeout", f"backend {name} timed out: {what}", backend=name, retryable=True,
+                    code=ANSWER_TIMEOUT if whole else None,
+                ) from None
+            heard = True
+            if isinstance(item, Progress):
+                continue
             started = started or is_meaningful(item)
             yield item
     finally:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mlxgw.canonical import MEANINGFUL, ChatRequest, Event
+from mlxgw.canonical import MEANINGFUL, ChatRequest, Event, Progress
 
 
 @dataclass
@@ -20,7 +20,11 @@ class RawFrame:
     headers: dict[str, str] = field(default_factory=dict)  # upstream headers worth relaying
 
 
-Item = Event | RawFrame
+Item = Event | RawFrame | Progress
+
+# The code of a timeout that cut off a whole (non-streamed) answer while it was being generated or
+# sent: trying the same backend again would generate it all over again, so the chain moves on.
+ANSWER_TIMEOUT = "answer_timeout"
 
 
 def is_meaningful(item: Item) -> bool:
@@ -38,6 +42,8 @@ class Backend(Protocol):
     `retryable=True` when another try or another backend may succeed (connection trouble,
     timeouts, 429/5xx, a crashed or missing local model), `retryable=False` when the request itself
     is at fault. Closing the iterator early (the client went away) must cancel the upstream work.
+    While it works with nothing to show yet (a long prompt, an upstream's pings) it yields `Progress`:
+    the dispatcher bounds the silence between items, not the time to the first one.
     """
 
     name: str

@@ -15,7 +15,7 @@ from types import ModuleType
 
 from mlxgw.backends.base import Item, RawFrame
 from mlxgw.backends.http import Upstream, read_body, relayed_headers, sse_frames
-from mlxgw.canonical import ChatRequest, Start
+from mlxgw.canonical import ChatRequest, Progress, Start
 from mlxgw.errors import UnreadableUpstream, UpstreamError
 from mlxgw.protocols import anthropic as anthropic_wire
 from mlxgw.protocols import openai as openai_wire
@@ -79,10 +79,12 @@ class CloudBackend:
         passthrough = self._passthrough(request)
         body = json.dumps(self._body(request, model, passthrough), ensure_ascii=False).encode()
         url = self._url(self.chat_path)
-        async with self.upstream.post(url, body, self.headers(request, passthrough), self.wire.error_from_upstream) as resp:
+        headers = self.headers(request, passthrough)
+        idle_s = self.upstream.settings.policy.idle_timeout_s
+        async with self.upstream.post(url, body, headers, self.wire.error_from_upstream, paced=True) as resp:
             if request.stream and resp.content_type == "application/json":
                 # A server that ignores `stream: true` and answers whole: stream its answer ourselves.
-                for ev in self._events(await read_body(resp, self.name)):
+                for ev in self._events(await read_body(resp, self.name, idle_s=idle_s)):
                     yield ev
             elif request.stream:
                 parser = self.wire.StreamParser()
@@ -92,6 +94,8 @@ class CloudBackend:
                         if raws:
                             yield RawFrame(raws, events)
                     else:
+                        if not events:
+                            yield Progress()  # a ping or a keep-alive comment: alive, nothing to say yet
                         for ev in events:
                             if isinstance(ev, Start) and ev.input_tokens is None:
                                 # Anthropic clients read input tokens from message_start and zeros break
@@ -110,7 +114,7 @@ class CloudBackend:
                 if not parser.finished:
                     raise UpstreamError("bad_gateway", f"backend {self.name} ended its stream early", backend=self.name, retryable=True)
             else:
-                raw = await read_body(resp, self.name)
+                raw = await read_body(resp, self.name, idle_s=idle_s)
                 events = self._events(raw)
                 if passthrough:
                     yield RawFrame(raw, events, whole=True, headers=relayed_headers(resp))

@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import aiohttp
 
+from mlxgw.backends.base import ANSWER_TIMEOUT
 from mlxgw.config import BackendSettings
 from mlxgw.errors import UpstreamError
 from mlxgw.protocols.sse import SSEDecoder, SSEEvent
@@ -29,9 +30,13 @@ class Upstream:
     def name(self) -> str:
         return self.settings.name
 
-    def _timeout(self) -> aiohttp.ClientTimeout:
+    def _timeout(self, paced: bool) -> aiohttp.ClientTimeout:
         p = self.settings.policy
-        return aiohttp.ClientTimeout(total=None, connect=p.connect_timeout_s, sock_connect=p.connect_timeout_s, sock_read=p.idle_timeout_s)
+        # aiohttp's sock_read also runs while the headers are awaited, which for a whole answer is
+        # the whole generation: a paced request leaves it off (see `post`).
+        return aiohttp.ClientTimeout(
+            total=None, connect=p.connect_timeout_s, sock_connect=p.connect_timeout_s, sock_read=None if paced else p.idle_timeout_s
+        )
 
     def get(
         self, url: str, headers: dict[str, str], error: Callable[[int, bytes, dict], UpstreamError]
@@ -47,16 +52,18 @@ class Upstream:
         error: Callable[[int, bytes, dict], UpstreamError],
         *,
         method: str = "POST",
+        paced: bool = False,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """Send and yield the response once its headers arrived with a 2xx status.
 
         Connection failures and timeouts become retryable `UpstreamError`s; a non-2xx status becomes
-        what `error(status, body, headers)` makes of it.
+        what `error(status, body, headers)` makes of it. Only the connection is timed for a `paced`
+        request (a generation): the dispatcher bounds its waits, and `read_body` its body.
         """
         policy = self.settings.policy
         try:
-            async with asyncio.timeout(policy.first_byte_timeout_s + policy.connect_timeout_s):
-                response = await self.session.request(method, url, data=body, headers=headers, timeout=self._timeout())
+            async with asyncio.timeout(None if paced else policy.first_byte_timeout_s + policy.connect_timeout_s):
+                response = await self.session.request(method, url, data=body, headers=headers, timeout=self._timeout(paced))
         except TimeoutError:
             raise UpstreamError("timeout", f"backend {self.name} did not answer in time", backend=self.name, retryable=True) from None
         except aiohttp.ClientError as exc:
@@ -94,11 +101,24 @@ def relayed_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
     return {k: v for k in RELAYED_HEADERS if (v := response.headers.get(k)) is not None}
 
 
-async def read_body(response: aiohttp.ClientResponse, backend: str) -> bytes:
+async def read_body(response: aiohttp.ClientResponse, backend: str, *, idle_s: float | None = None) -> bytes:
+    """The whole body. A paced request's body is read here with `idle_s` as the longest silence: its
+    answer was generated, so one cut off is not asked for again from the same backend."""
     try:
-        return await response.read()
+        if idle_s is None:
+            return await response.read()
+        parts = []
+        while True:
+            async with asyncio.timeout(idle_s):
+                part = await response.content.readany()
+            if not part:
+                return b"".join(parts)
+            parts.append(part)
     except TimeoutError:
-        raise UpstreamError("timeout", f"backend {backend} timed out: it went silent mid-answer", backend=backend, retryable=True) from None
+        raise UpstreamError(
+            "timeout", f"backend {backend} timed out: it went silent mid-answer", backend=backend, retryable=True,
+            code=ANSWER_TIMEOUT if idle_s is not None else None,
+        ) from None
     except aiohttp.ClientError as exc:
         raise UpstreamError("bad_gateway", f"backend {backend} broke off: {describe(exc)}", backend=backend, retryable=True) from None
 
@@ -108,11 +128,10 @@ async def sse_frames(response: aiohttp.ClientResponse, backend: str) -> AsyncIte
     relay reproduces the stream and writes one read's frames with one send)."""
     decoder = SSEDecoder()
     try:
+        # No read timeout here: the dispatcher bounds the silence between the events of a stream.
         async for chunk in response.content.iter_any():
             if events := decoder.feed(chunk):
                 yield events
-    except TimeoutError:
-        raise UpstreamError("timeout", f"backend {backend} timed out: its stream went silent", backend=backend, retryable=True) from None
     except aiohttp.ClientError as exc:
         raise UpstreamError("bad_gateway", f"backend {backend} stream broke off: {describe(exc)}", backend=backend, retryable=True) from None
     if events := decoder.flush():

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from mlxgw.canonical import ChatRequest, Event, Finish, Start
+from mlxgw.canonical import ChatRequest, Event, Finish, Progress, Start
 from mlxgw.errors import UpstreamError
 from mlxgw.worker.chat import to_hf_messages, to_hf_tools
 from mlxgw.worker.client import GONE, WorkerProcess, worker_env
@@ -33,6 +33,9 @@ class LocalSettings:
     memory_limit_gb: float | None = None  # MLX's memory limit in the worker; None: MLX's default
     idle_unload_s: float | None = 900.0  # None or 0: keep models loaded
     prompt_cache_gb: float = 1.0  # KV caches kept for reuse, per loaded model
+    # Prompt tokens computed per step: a long prompt reports progress, can be cancelled and leaves
+    # its cache behind at this granularity (mlx-lm's default).
+    prefill_step_size: int = 2048
     # The longest the worker may stay silent on a request, before its first event and between
     # two, before the request fails as a retryable timeout. A model load is silent: this must
     # cover the largest model's load. Long prompts report progress, so they need not fit in it.
@@ -81,7 +84,7 @@ class LocalBackend:
 
     # ---- the Backend protocol -------------------------------------------------------------
 
-    async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Event]:
+    async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Event | Progress]:
         frame = {
             "op": "generate",
             "name": model,
@@ -106,7 +109,9 @@ class LocalBackend:
                 if "error" in reply:
                     finished = True
                     raise self._error(reply["error"])
-                for item in reply.get("ev", ()):  # a "progress" frame only proves liveness
+                if "progress" in reply:  # a long prompt filling: nothing to send, but alive
+                    yield Progress(*reply["progress"])
+                for item in reply.get("ev", ()):
                     event = event_from_wire(item)
                     if isinstance(event, Start):
                         event.model = model
@@ -226,6 +231,7 @@ class LocalBackend:
         argv += ["--max-loaded-models", str(s.max_loaded_models)]
         argv += ["--idle-unload-s", str(s.idle_unload_s or 0)]
         argv += ["--prompt-cache-gb", str(s.prompt_cache_gb)]
+        argv += ["--prefill-step-size", str(s.prefill_step_size)]
         if s.memory_limit_gb:
             argv += ["--memory-limit-gb", str(s.memory_limit_gb)]
         return argv

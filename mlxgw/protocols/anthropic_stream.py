@@ -23,7 +23,7 @@ from mlxgw.canonical import (
 from mlxgw.errors import GatewayError, UnreadableUpstream
 
 from .common import FINISH_FROM_ANTHROPIC, dumps, log, new_id, response_id, stream_error
-from .sse import frame
+from .sse import KEEPALIVE, frame
 from .upstream_fields import typed, typed_field
 
 # `kind` → Anthropic error type, per PROTOCOLS.md. 502 and 503 have no type of their own: a bad
@@ -284,8 +284,9 @@ class StreamRenderer:
         return b"".join(self.render(event) for event in held)
 
     def ping(self) -> bytes:
-        """A keep-alive, e.g. during a long prefill; clients ignore it."""
-        return self._begin() + self._event({"type": "ping"})
+        """A keep-alive, e.g. during a long prefill; clients ignore it. A `ping` event may only follow
+        message_start, which waits for the real input token count: before it, an SSE comment."""
+        return self._event({"type": "ping"}) if self._started else KEEPALIVE
 
     def error(self, err: GatewayError) -> bytes:
         self._failed = True

@@ -29,7 +29,7 @@ from .common import (
     response_id,
     stream_error,
 )
-from .sse import frame
+from .sse import KEEPALIVE, frame
 from .upstream_fields import typed, typed_field
 
 # OpenAI's `kind` → error `type`. OpenAI itself says invalid_request_error for 404s (code model_not_found).
@@ -236,7 +236,7 @@ class StreamRenderer:
 
     def ping(self) -> bytes:
         """A keep-alive, e.g. during a long prefill: an SSE comment, which clients skip."""
-        return b": ping\n\n"
+        return KEEPALIVE
 
     def error(self, err: GatewayError) -> bytes:
         self._failed = True

@@ -88,6 +88,10 @@ def _line_end(buffer: bytes, start: int) -> tuple[int, int] | None:
     return cr, cr + 1
 
 
+# A comment-only frame: a keep-alive any SSE client skips, valid in every protocol at any point.
+KEEPALIVE = b": keep-alive\n\n"
+
+
 def frame(data: str | bytes, event: str | None = None) -> bytes:
     """One SSE frame; multi-line data becomes several `data:` lines."""
     payload = data if isinstance(data, bytes) else data.encode()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from types import ModuleType
 
 from aiohttp import web
@@ -15,8 +17,9 @@ from mlxgw.canonical import ChatRequest, Start, Usage, collect, merge_usage
 from mlxgw.dispatcher import AttemptRecord, Opened
 from mlxgw.errors import GatewayError
 from mlxgw.server.guard import read_body
-from mlxgw.server.keys import DISPATCHER, REQUEST_LOG, SETTINGS
-from mlxgw.server.middleware import ANSWER_STARTED, TRIED, protocol_name, request_id, wire_for
+from mlxgw.server.keepalive import KeepAlive
+from mlxgw.server.keys import DISPATCHER, REQUEST_LOG, SETTINGS, STATE
+from mlxgw.server.middleware import TRIED, protocol_name, request_id, wire_for
 
 log = logging.getLogger("mlxgw.server")
 
@@ -112,10 +115,11 @@ async def chat(request: web.Request) -> web.StreamResponse:
         body = await read_json(request)
         creq = wire.parse_request(body, request.headers)
         ledger.model, ledger.stream = creq.model, creq.stream
-        opened = await request.app[DISPATCHER].open(creq, ledger.attempts)
+        dispatcher = request.app[DISPATCHER]
+        if creq.stream:
+            return await _stream(request, wire, creq, dispatcher.open(creq, ledger.attempts), ledger)
+        opened = await dispatcher.open(creq, ledger.attempts)
         try:
-            if creq.stream:
-                return await _stream(request, wire, creq, opened, ledger)
             return _whole(request, wire, creq, opened, ledger)
         finally:
             await opened.aclose()
@@ -152,12 +156,38 @@ def _whole(request: web.Request, wire: ModuleType, creq: ChatRequest, opened: Op
 
 
 async def _stream(
-    request: web.Request, wire: ModuleType, creq: ChatRequest, opened: Opened, ledger: Ledger
+    request: web.Request, wire: ModuleType, creq: ChatRequest, opening: Awaitable[Opened], ledger: Ledger
 ) -> web.StreamResponse:
-    response = web.StreamResponse(status=200, headers={**SSE_HEADERS, **_answer_headers(request, opened, ledger.attempts)})
-    await response.prepare(request)
-    request[ANSWER_STARTED] = response
-    renderer = wire.StreamRenderer(creq.model, request_id(request), include_usage=creq.include_usage)
+    """Wait for the dispatcher to open an answer, keeping the client alive meanwhile, then relay it."""
+    rid = request_id(request)
+    renderer = wire.StreamRenderer(creq.model, rid, include_usage=creq.include_usage)
+    interval = request.app[STATE].settings.server.keepalive_s
+    keepalive = KeepAlive(request, interval, renderer.ping, {**SSE_HEADERS, "request-id": rid, "x-request-id": rid})
+    try:
+        opened = await keepalive.wait(opening)
+    except GatewayError as err:
+        if keepalive.response is None:
+            raise  # nothing sent yet: the real HTTP status
+        # The keep-alives committed a 200 before any backend answered: the failure is an error event.
+        ledger.failed(err, before_first_byte=False)
+        with contextlib.suppress(ConnectionError):
+            await keepalive.response.write(renderer.error(err))
+            await keepalive.response.write_eof()
+        return keepalive.response
+    except ConnectionError:
+        ledger.error_kind = "client_disconnected"
+        return keepalive.response
+    try:
+        response = await keepalive.start(_answer_headers(request, opened, ledger.attempts))
+        return await _relay(request, response, renderer, opened, ledger, keepalive)
+    finally:
+        keepalive.stop()
+        await opened.aclose()
+
+
+async def _relay(
+    request: web.Request, response: web.StreamResponse, renderer, opened: Opened, ledger: Ledger, keepalive: KeepAlive
+) -> web.StreamResponse:
     passthrough = False
 
     async def send(item: Item) -> None:
@@ -170,6 +200,7 @@ async def _stream(
             data = renderer.render(item)
         if data:
             await response.write(data)
+            keepalive.wrote()
             ledger.sent_first_byte()
 
     failure: GatewayError | None = None
@@ -195,5 +226,6 @@ async def _stream(
     if failure is not None:
         ledger.failed(failure, before_first_byte=False)
         await response.write(renderer.error(failure))
+    keepalive.stop()
     await response.write_eof()
     return response

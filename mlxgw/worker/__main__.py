@@ -51,6 +51,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--idle-unload-s", type=float, default=900.0, help="0 keeps models loaded")
     parser.add_argument("--memory-limit-gb", type=float, default=None)
     parser.add_argument("--prompt-cache-gb", type=float, default=1.0)
+    parser.add_argument("--prefill-step-size", type=int, default=2048, help="prompt tokens computed per step")
     return parser.parse_args(argv)
 
 
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         idle_unload_s=args.idle_unload_s or None,
         memory_limit_bytes=int(args.memory_limit_gb * gb) if args.memory_limit_gb else None,
         prompt_cache_bytes=int(args.prompt_cache_gb * gb),
+        prefill_step_size=max(1, args.prefill_step_size),
     )
     writer = FrameWriter(frames_out)
     engine = Engine(pool, writer.send)

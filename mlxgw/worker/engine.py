@@ -335,7 +335,9 @@ class Engine:
         seq = self._running.get(rid)
         if seq is None:
             return
-        caches = seq.slot.batch.remove([seq.uid], return_prompt_caches=seq.generated > 0)
+        # Mid-prefill too: the batch hands back the cache of the prompt steps already computed, so
+        # the client's retry of a cut-off long prompt resumes there instead of paying again.
+        caches = seq.slot.batch.remove([seq.uid], return_prompt_caches=True)
         cache, tokens = caches.get(seq.uid, (None, None))
         self.stats.cancelled += 1
         self._leave(seq, tokens, cache)

@@ -55,7 +55,9 @@ def resolve(path: str) -> Path:
 class Slot:
     """One loaded model."""
 
-    def __init__(self, name: str, path: str, directory: Path, *, prompt_cache_bytes: int) -> None:
+    def __init__(
+        self, name: str, path: str, directory: Path, *, prompt_cache_bytes: int, prefill_step_size: int = 2048
+    ) -> None:
         self.name = name
         self.path = path
         model, tokenizer, config = load(str(directory), return_config=True)
@@ -70,6 +72,7 @@ class Slot:
             "max_position_embeddings"
         )
         self.sampling = _sampling_defaults(directory)
+        self.prefill_step_size = prefill_step_size
         self.batch = self._new_batch()
         self.prompt_cache_bytes = prompt_cache_bytes
         self.prompt_cache = LRUPromptCache(max_size=PROMPT_CACHE_ENTRIES, max_bytes=prompt_cache_bytes)
@@ -79,7 +82,9 @@ class Slot:
         self.unload_requested = False
 
     def _new_batch(self) -> BatchGenerator:
-        return BatchGenerator(self.model, stop_tokens=[[t] for t in sorted(self.rules.end_ids)])
+        return BatchGenerator(
+            self.model, stop_tokens=[[t] for t in sorted(self.rules.end_ids)], prefill_step_size=self.prefill_step_size
+        )
 
     def reset_batch(self) -> None:
         """A fresh, empty batch, after a failed step left the old one in an unknown state."""
@@ -133,11 +138,13 @@ class ModelPool:
         idle_unload_s: float | None,
         memory_limit_bytes: int | None,
         prompt_cache_bytes: int,
+        prefill_step_size: int = 2048,
     ) -> None:
         self.max_loaded = max(1, max_loaded)
         self.idle_unload_s = idle_unload_s
         self.memory_limit_bytes = memory_limit_bytes
         self.prompt_cache_bytes = prompt_cache_bytes
+        self.prefill_step_size = prefill_step_size
         self.slots: OrderedDict[str, Slot] = OrderedDict()  # least recently used first
         self._tokenizers: OrderedDict[str, Any] = OrderedDict()
         self.loads = 0
@@ -168,7 +175,9 @@ class ModelPool:
                 pass
         started = time.monotonic()
         try:
-            slot = Slot(name, path, directory, prompt_cache_bytes=self.prompt_cache_bytes)
+            slot = Slot(
+                name, path, directory, prompt_cache_bytes=self.prompt_cache_bytes, prefill_step_size=self.prefill_step_size
+            )
         except ModelUnavailable:
             raise
         except Exception as e:
