@@ -16,11 +16,17 @@ def _v1(database: SqliteDatabase) -> None:
     database.create_tables(TABLES)
 
 
+def _v2(database: SqliteDatabase) -> None:
+    """Mappings gain `max_output_tokens`; a store that _v1 made before the column existed lacks it."""
+    if "max_output_tokens" not in {column.name for column in database.get_columns("mapping")}:
+        database.execute_sql("ALTER TABLE mapping ADD COLUMN max_output_tokens INTEGER")
+
+
 # How long SQLite itself retries a store another connection is writing, before "database is locked".
 BUSY_TIMEOUT_MS = 5000
 
 # Append-only: each entry moves the schema one version up. Never edit a released step.
-MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1]
+MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1, _v2]
 
 
 def open_db(path: Path) -> SqliteDatabase:
