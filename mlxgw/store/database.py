@@ -59,7 +59,9 @@ def store_error(path: Path, exc: DatabaseError) -> MlxgwError:
     """What to tell a user whose store cannot be used: busy (try again) or damaged (move it aside)."""
     reason = str(exc) or type(exc).__name__
     if isinstance(exc, OperationalError) and "locked" in reason:
-        return MlxgwError(f"{path} is busy ({reason}): another mlxgw process held it too long; try again")
+        return MlxgwError(
+            f"{path} is busy ({reason}): another process kept it locked for over {BUSY_TIMEOUT_MS / 1000:g} s; try again"
+        )
     return MlxgwError(
         f"{path} is not a usable mlxgw store ({reason}). Move it aside (mv {path} {path}.bad) and run the "
         "command again: mappings and backends come back from the config, but API keys must be set again "
