@@ -141,7 +141,6 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings().server.request_deadline_s
         route = self.route(request.model)
-        request.output_ceiling = route.mapping.max_output_tokens
         last: UpstreamError | None = None
         try:
             async with asyncio.timeout_at(deadline):

@@ -127,7 +127,8 @@ def _requests_last_hour() -> dict[str, int]:
     from mlxgw.store.models import utcnow
 
     open_workspace()
-    return request_log.counts(utcnow() - dt.timedelta(hours=1))
+    rows = request_log.since(utcnow() - dt.timedelta(hours=1))
+    return {"total": len(rows), "errors": sum(1 for r in rows if r.status >= 400 or r.error_kind)}
 
 
 def _panel(report: dict):

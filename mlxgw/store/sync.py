@@ -45,15 +45,11 @@ def _mapping_row(position: int, m: MappingSettings) -> dict:
         "priority": m.priority,
         "enabled": m.enabled,
         "fallback_on": json.dumps(list(m.fallback_on)),
-        "max_output_tokens": m.max_output_tokens,
     }
 
 
 def _current_rows() -> list[dict]:
-    fields = (
-        "position", "pattern", "backend", "model", "fallbacks", "priority", "enabled", "fallback_on",
-        "max_output_tokens",
-    )
+    fields = ("position", "pattern", "backend", "model", "fallbacks", "priority", "enabled", "fallback_on")
     return [
         {f: getattr(r, f) for f in fields} for r in Mapping.select().order_by(Mapping.position)
     ]
