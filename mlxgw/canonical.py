@@ -84,6 +84,21 @@ class ToolChoice:
     disable_parallel: bool = False
 
 
+@dataclass
+class ResponseFormat:
+    """The answer must be JSON: any one object ("json_object") or one matching `schema`.
+
+    `param` is the field the client used (`response_format`, `output_config.format`), so that a
+    backend that cannot honour it can say so in the client's own terms.
+    """
+
+    type: Literal["json_object", "json_schema"]
+    param: str
+    schema: dict | None = None  # with "json_schema"
+    name: str | None = None
+    description: str | None = None
+
+
 # ---- the request -----------------------------------------------------------------------------
 
 
@@ -104,6 +119,11 @@ class ChatRequest:
     stream: bool = False
     thinking_budget: int | None = None  # tokens the client allows for reasoning; None: not asked
     user: str | None = None
+    response_format: ResponseFormat | None = None
+    logprobs: bool = False  # OpenAI `logprobs`: the log probability of each output token
+    top_logprobs: int | None = None  # and of this many alternatives at each position
+    # The mapping's `max_output_tokens` (set by the dispatcher): no backend is asked for more.
+    output_ceiling: int | None = None
     # What the client sent, for native passthrough: its protocol ("openai" | "anthropic"),
     # the parsed JSON body, and the headers an upstream of the same protocol may need.
     protocol: str = ""

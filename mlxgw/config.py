@@ -27,6 +27,9 @@ def is_pattern(name: str) -> bool:
     return any(ch in name for ch in WILDCARDS)
 
 
+MAX_TOKENS_FIELDS = ("max_completion_tokens", "max_tokens")
+BACKEND_KEYS = {"type", "base_url", "api_key", "api_key_env", "max_output_tokens", "max_tokens_field"}
+
 DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 
 DEFAULT_CONFIG = """\
@@ -40,6 +43,7 @@ port = 8421
 request_deadline_s = 600   # a request, retries and fallbacks included, never takes longer
 # keepalive_s = 10         # a streamed answer silent this long gets a keep-alive (a long prefill, a slow upstream); 0: never
 max_request_mb = 32        # larger bodies are refused with 413
+request_log_days = 30      # `mlxgw log` and `stats` keep this many days of requests; 0: keep them all
 # header_timeout_s = 10    # a connection must send a whole request head within this (also: idle keep-alive); read at start
 # body_timeout_s = 60      # ...and then the request's whole body within this, or get 408
 # Web pages cannot call mlxgw (it refuses browser Origins, and Host names other than loopback and
@@ -66,6 +70,11 @@ idle_unload_s = 900
 # type = "openai"                              # or "anthropic"
 # base_url = "https://api.openai.com/v1"       # any OpenAI-compatible server works
 # api_key_env = "OPENAI_API_KEY"               # optional: read the key from the environment
+# max_output_tokens = 16384                    # optional: no request may ask for more (larger ones are lowered)
+# max_tokens_field = "max_completion_tokens"   # openai type: the output-limit field translated requests use;
+#                                              # default max_completion_tokens for api.openai.com and Azure
+#                                              # OpenAI (their reasoning models refuse max_tokens), else
+#                                              # max_tokens (older servers ignore the other field)
 
 # Mappings: which backend answers which model name (fnmatch patterns; higher priority wins).
 # [[mappings]]
@@ -73,6 +82,8 @@ idle_unload_s = 900
 # backend = "openai"
 # fallbacks = ["local:demo"]                   # "BACKEND" or "BACKEND:MODEL"
 # priority = 0
+# max_output_tokens = 16384                    # optional: the model's output limit; every attempt of this
+#                                              # mapping asks for at most that (and the backend's own, if lower)
 """
 
 
@@ -103,6 +114,7 @@ class ServerSettings:
     allowed_hosts: tuple[str, ...] = ()  # lower-case names or IP literals; "*.example.com" for subdomains
     header_timeout_s: float = 10.0
     body_timeout_s: float = 60.0
+    request_log_days: float = 30.0  # 0: keep every request
     # `serve --insecure`, never read from the file: serve network callers while no client key exists.
     insecure: bool = False
 
@@ -145,6 +157,8 @@ class BackendSettings:
     base_url: str
     api_key_env: str | None = None
     policy: Policy = field(default_factory=Policy)
+    max_output_tokens: int | None = None  # a ceiling for every request's output limit
+    max_tokens_field: str = "max_tokens"  # openai type: the output limit's field in translated requests
 
 
 @dataclass(frozen=True)
@@ -174,6 +188,7 @@ class MappingSettings:
     priority: int = 0
     enabled: bool = True
     fallback_on: tuple[str, ...] = ()
+    max_output_tokens: int | None = None  # a ceiling for the output limit of every attempt
 
 
 @dataclass(frozen=True)
@@ -280,8 +295,10 @@ def parse_settings(path: Path, data: dict[str, Any], text: str) -> Settings:
             base_url=base_url,
             api_key_env=_get(raw, "api_key_env", str, None, where, at),
             policy=_policy(raw, default_policy, where, at),
+            max_output_tokens=_ceiling(raw, where, at),
+            max_tokens_field=_max_tokens_field(raw, btype, base_url, where, at),
         )
-        _reject_unknown(raw, {"type", "base_url", "api_key", "api_key_env"} | set(POLICY_KEYS), where, at)
+        _reject_unknown(raw, BACKEND_KEYS | set(POLICY_KEYS), where, at)
 
     raw_mappings = data.get("mappings", [])
     if not isinstance(raw_mappings, list):
@@ -315,6 +332,7 @@ def _server(raw: dict, where: _Locator) -> ServerSettings:
             ("host", str), ("port", int), ("request_deadline_s", float), ("max_request_mb", float),
             ("anthropic_version", str), ("header_timeout_s", float), ("body_timeout_s", float),
             ("keepalive_s", float),
+            ("request_log_days", float),
         )
     }
     _reject_unknown(raw, SERVER_FILE_KEYS | set(POLICY_KEYS), where, at)
@@ -419,7 +437,10 @@ def _mapping(raw: Any, i: int, backends: dict[str, BackendSettings], where: _Loc
         if reason != "context_length":
             raise where.error(f"unknown fallback_on reason {reason!r} (known: context_length)", at, "fallback_on")
     _reject_unknown(
-        raw, {"pattern", "backend", "model", "fallbacks", "priority", "enabled", "fallback_on"}, where, at
+        raw,
+        {"pattern", "backend", "model", "fallbacks", "priority", "enabled", "fallback_on", "max_output_tokens"},
+        where,
+        at,
     )
     return MappingSettings(
         pattern=pattern,
@@ -429,7 +450,34 @@ def _mapping(raw: Any, i: int, backends: dict[str, BackendSettings], where: _Loc
         priority=_get(raw, "priority", int, 0, where, at),
         enabled=_get(raw, "enabled", bool, True, where, at),
         fallback_on=fallback_on,
+        max_output_tokens=_ceiling(raw, where, at),
     )
+
+
+def _ceiling(raw: dict, where: _Locator, at: tuple) -> int | None:
+    value = _get(raw, "max_output_tokens", int, None, where, at)
+    if value is not None and value < 1:
+        raise where.error("must be at least 1", at, "max_output_tokens")
+    return value
+
+
+def default_max_tokens_field(base_url: str) -> str:
+    """OpenAI itself and Azure OpenAI refuse `max_tokens` for their reasoning models; every other
+    OpenAI-compatible server knows `max_tokens`, and older ones (llama.cpp before 2026,
+    llama-cpp-python, llamafile) silently ignore `max_completion_tokens`."""
+    host = urlsplit(base_url).hostname or ""
+    return "max_completion_tokens" if host == "api.openai.com" or host.endswith(".openai.azure.com") else "max_tokens"
+
+
+def _max_tokens_field(raw: dict, btype: str, base_url: str, where: _Locator, at: tuple) -> str:
+    value = _get(raw, "max_tokens_field", str, None, where, at)
+    if value is None:
+        return default_max_tokens_field(base_url)
+    if btype != "openai":
+        raise where.error("applies to openai backends only", at, "max_tokens_field")
+    if value not in MAX_TOKENS_FIELDS:
+        raise where.error(f"must be one of {', '.join(MAX_TOKENS_FIELDS)}", at, "max_tokens_field")
+    return value
 
 
 def _same_attempt(a: Target, b: Target, pattern: str) -> bool:
@@ -579,6 +627,7 @@ class ConfigEditor:
             ("model", mapping.model),
             ("fallbacks", [str(t) for t in mapping.fallbacks]),
             ("priority", mapping.priority),
+            ("max_output_tokens", mapping.max_output_tokens),
         ):
             if value:
                 table[key] = value

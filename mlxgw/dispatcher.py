@@ -15,6 +15,7 @@ import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import backoff
 
@@ -86,6 +87,10 @@ def _give_up(error: UpstreamError) -> bool:
     )
 
 
+T = TypeVar("T")
+# One try of one attempt: (backend, breaker, policy, model, deadline) → its result.
+OneTry = Callable[..., Awaitable[T]]
+
 # The retry limits of the attempt in progress (max tries, deadline in loop time): read by the one
 # retrying wrapper below, so it is built once rather than once per attempt.
 _retry_limits: contextvars.ContextVar[tuple[int, float]] = contextvars.ContextVar("retry_limits")
@@ -104,7 +109,7 @@ def _remaining() -> float:
     jitter=None,
     logger=None,  # we log attempts ourselves, once, at the right level
 )
-async def _with_retries(one_try: Callable[[], Awaitable[Opened]]) -> Opened:
+async def _with_retries(one_try: Callable[[], Awaitable[T]]) -> T:
     return await one_try()
 
 
@@ -138,9 +143,41 @@ class Dispatcher:
 
     async def open(self, request: ChatRequest, trace: list[AttemptRecord]) -> Opened:
         """Walk the chain until an attempt starts answering. `trace` receives one record per attempt."""
+        route = self.route(request.model)
+        request.output_ceiling = route.mapping.max_output_tokens
+
+        async def one_try(backend, breaker: Breaker, policy: Policy, model: str, deadline: float) -> Opened:
+            return await self._try(backend, breaker, policy, request, model, deadline)
+
+        return await self._walk(route, trace, one_try)
+
+    async def count_tokens(self, request: ChatRequest, trace: list[AttemptRecord]) -> int:
+        """The request's input tokens, counted by the first attempt of its chain that can, under the
+        rules `open` follows (breakers, failover, the same errors for the client) but with one try
+        per attempt: a count is quicker asked of the next backend than waited for with backoff."""
+
+        async def one_try(backend, breaker: Breaker, policy: Policy, model: str, deadline: float) -> int:
+            permit = _permit(breaker, backend.name)
+            try:
+                count = await backend.count_tokens(request, model)
+            except UpstreamError as exc:
+                (breaker.failed if exc.retryable else breaker.released)(permit)
+                raise
+            except BaseException:
+                breaker.released(permit)
+                raise
+            breaker.succeeded(permit)
+            return count
+
+        return await self._walk(self.route(request.model), trace, one_try, max_tries=1)
+
+    async def _walk(
+        self, route: routing.Route, trace: list[AttemptRecord], one_try: OneTry[T], *, max_tries: int | None = None
+    ) -> T:
+        """Try the route's attempts in order until one succeeds, within the request deadline; each
+        up to `max_tries` times (default: its backend's policy)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings().server.request_deadline_s
-        route = self.route(request.model)
         last: UpstreamError | None = None
         try:
             async with asyncio.timeout_at(deadline):
@@ -148,7 +185,7 @@ class Dispatcher:
                     record = AttemptRecord(attempt.backend, attempt.model)
                     trace.append(record)
                     try:
-                        return await self._attempt(request, record, deadline)
+                        return await self._attempt(record, deadline, one_try, max_tries)
                     except UpstreamError as exc:
                         record.error = exc.code or exc.kind
                         last = exc
@@ -172,29 +209,24 @@ class Dispatcher:
         tried = ", ".join(f"{a.backend}:{a.model} ({a.error})" for a in trace)
         raise UpstreamError("bad_gateway", f"every backend failed: {tried}; last error: {last.message}", backend=last.backend)
 
-    async def _attempt(self, request: ChatRequest, record: AttemptRecord, deadline: float) -> Opened:
+    async def _attempt(self, record: AttemptRecord, deadline: float, one_try: OneTry[T], max_tries: int | None) -> T:
         backend = self.registry.get(record.backend)
         if backend is None:
             raise UpstreamError("unavailable", f"backend {record.backend} is not configured", backend=record.backend, retryable=True)
         policy = self.settings().policy_for(record.backend)
         breaker = self.breaker(record.backend, record.model)
 
-        async def one_try() -> Opened:
+        async def counted_try() -> T:
             record.tries += 1
-            return await self._try(backend, breaker, policy, request, record.model, deadline)
+            return await one_try(backend, breaker, policy, record.model, deadline)
 
-        _retry_limits.set((policy.max_tries, deadline))
-        return await _with_retries(one_try)
+        _retry_limits.set((max_tries or policy.max_tries, deadline))
+        return await _with_retries(counted_try)
 
     async def _try(
         self, backend, breaker: Breaker, policy: Policy, request: ChatRequest, model: str, deadline: float
     ) -> Opened:
-        permit = breaker.allow()
-        if permit is None:
-            raise UpstreamError(
-                "unavailable", f"backend {backend.name} is failing; its circuit is open", backend=backend.name,
-                retryable=True, code="circuit_open",
-            )
+        permit = _permit(breaker, backend.name)
         paced = _paced(backend.stream(request, model), backend.name, policy, deadline, whole=not request.stream)
         head: list[Item] = []
         try:
@@ -213,6 +245,15 @@ class Dispatcher:
         breaker.succeeded(permit)
         tail = _watched(paced, breaker) if request.stream else _nothing(paced)
         return Opened(backend.name, model, head, tail)
+
+
+def _permit(breaker: Breaker, name: str) -> Permit:
+    permit = breaker.allow()
+    if permit is None:
+        raise UpstreamError(
+            "unavailable", f"backend {name} is failing; its circuit is open", backend=name, retryable=True, code="circuit_open"
+        )
+    return permit
 
 
 async def _paced(

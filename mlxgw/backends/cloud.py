@@ -19,7 +19,7 @@ from mlxgw.canonical import ChatRequest, Progress, Start
 from mlxgw.errors import UnreadableUpstream, UpstreamError
 from mlxgw.protocols import anthropic as anthropic_wire
 from mlxgw.protocols import openai as openai_wire
-from mlxgw.protocols.common import is_int
+from mlxgw.protocols.common import is_int, lowest
 from mlxgw.protocols.sse import SSEEvent
 
 log = logging.getLogger("mlxgw.backends")
@@ -58,9 +58,16 @@ class CloudBackend:
         return None
 
     def _body(self, request: ChatRequest, model: str, passthrough: bool) -> dict:
+        options = self._wire_options()
+        # No request asks for more output than the backend's or the mapping's ceiling allows.
+        options["ceiling"] = lowest(self.upstream.settings.max_output_tokens, request.output_ceiling)
         if passthrough:
-            return self.wire.passthrough_body(request.raw, model)
-        return self.wire.build_request(request, model)
+            return self.wire.passthrough_body(request.raw, model, **options)
+        return self.wire.build_request(request, model, **options)
+
+    def _wire_options(self) -> dict:
+        """Backend settings that shape the request body."""
+        return {}
 
     models_path: str
 
@@ -183,6 +190,9 @@ class OpenAIBackend(CloudBackend):
         if key:
             headers["authorization"] = f"Bearer {key}"
         return headers
+
+    def _wire_options(self) -> dict:
+        return {"token_field": self.upstream.settings.max_tokens_field}
 
     async def count_tokens(self, request: ChatRequest, model: str) -> int:
         return self.estimate_input_tokens(request, model)

@@ -18,6 +18,7 @@ from typing import Any
 
 from mlxgw.canonical import ChatRequest, Event, Finish, Progress, Start
 from mlxgw.errors import UpstreamError
+from mlxgw.protocols.common import cannot, capped
 from mlxgw.worker.chat import to_hf_messages, to_hf_tools
 from mlxgw.worker.client import GONE, WorkerProcess, worker_env
 from mlxgw.worker.protocol import event_from_wire
@@ -85,13 +86,14 @@ class LocalBackend:
     # ---- the Backend protocol -------------------------------------------------------------
 
     async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Event | Progress]:
+        refuse_unsupported(request)
         frame = {
             "op": "generate",
             "name": model,
             "path": self._path(model),
             "messages": to_hf_messages(request),
             "tools": to_hf_tools(request),
-            "max_tokens": request.max_tokens,
+            "max_tokens": capped(request.max_tokens, request.output_ceiling),
             "temperature": request.temperature,
             "top_p": request.top_p,
             "top_k": request.top_k,
@@ -275,6 +277,18 @@ class LocalBackend:
             retryable=error.get("retryable", False),
             code=error.get("code"),
         )
+
+
+def refuse_unsupported(request: ChatRequest) -> None:
+    """A 400 naming what the worker cannot do yet, rather than an answer that silently ignores it."""
+    if request.response_format is not None:
+        raise cannot(
+            request.response_format.param,
+            "local models have no constrained decoding yet, so the answer cannot be held to a JSON format; "
+            "map this model to a cloud backend for structured output",
+        )
+    if request.logprobs or request.top_logprobs:
+        raise cannot("logprobs" if request.logprobs else "top_logprobs", "local models do not return log probabilities yet")
 
 
 def _settings(settings: Any, overrides: dict[str, Any]) -> LocalSettings:

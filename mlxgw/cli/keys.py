@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlxgw.cli.output import console, emit_json, err_console
-from mlxgw.config import is_loopback
+from mlxgw.config import ServerSettings, is_loopback
 from mlxgw.daemon.lock import holder
 from mlxgw.store import client_keys
 from mlxgw.workspace import Workspace
@@ -51,21 +51,24 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
 def revoke(name: str = typer.Argument(..., help="The key to revoke.")) -> None:
     """Revoke a client key; a running daemon refuses it within a second or two. To replace the last
     key without opening the gateway, create the new one first."""
-    Workspace.open()
+    ws = Workspace.open()
     client_keys.revoke(name)
     console.print(f"revoked client key [bold]{escape(name)}[/]", highlight=False)
     if not client_keys.listing():
-        err_console.print(f"[yellow]warning:[/] {_last_key_gone()}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {_last_key_gone(ws.settings.server)}", highlight=False, soft_wrap=True)
 
 
-def _last_key_gone() -> str:
+def _last_key_gone(server: ServerSettings) -> str:
     """What revoking the last key did, to the daemon that runs (or would run) on this home."""
     info = holder()
-    if info is not None and info.listening and not is_loopback(info.host or ""):
+    running = info is not None and info.listening
+    host, port = (info.host or "", info.port) if running else (server.host, server.port)
+    if not is_loopback(host):
+        where = f"the daemon (pid {info.pid}) listens" if running else "the config has the daemon listen"
         return (
-            f"that was the last client key, and the daemon (pid {info.pid}) listens on {info.host}:{info.port}, "
-            "a network address: it now refuses every /v1 request (one started with --insecure serves anyone "
-            "who can reach it instead). Create a key with `mlxgw keys create NAME`."
+            f"that was the last client key, and {where} on {host}:{port}, a network address: it refuses every "
+            "/v1 request until you create a key with `mlxgw keys create NAME` (a daemon started with --insecure "
+            "serves anyone who can reach it instead)."
         )
     return (
         "that was the last client key: the gateway now accepts every caller on this machine, with any key "

@@ -127,8 +127,7 @@ def _requests_last_hour() -> dict[str, int]:
     from mlxgw.store.models import utcnow
 
     open_workspace()
-    rows = request_log.since(utcnow() - dt.timedelta(hours=1))
-    return {"total": len(rows), "errors": sum(1 for r in rows if r.status >= 400 or r.error_kind)}
+    return request_log.counts(utcnow() - dt.timedelta(hours=1))
 
 
 def _panel(report: dict):

@@ -24,6 +24,7 @@ def _mapping_json(m: MappingSettings) -> dict:
         "fallbacks": [str(t) for t in m.fallbacks],
         "priority": m.priority,
         "enabled": m.enabled,
+        "max_output_tokens": m.max_output_tokens,
     }
 
 
@@ -35,6 +36,9 @@ def add(
     fallback: list[str] = typer.Option([], "--fallback", "-f", help="BACKEND or BACKEND:MODEL to try next; repeatable, in order."),
     priority: int = typer.Option(0, "--priority", "-p", help="Higher wins when several patterns match."),
     replace: bool = typer.Option(False, "--replace", help="Replace an existing mapping with this pattern."),
+    max_output_tokens: int | None = typer.Option(
+        None, "--max-output-tokens", min=1, help="The model's output limit: no attempt asks for more."
+    ),
 ) -> None:
     """Add a mapping from PATTERN to BACKEND."""
     ws = open_workspace()
@@ -43,7 +47,8 @@ def add(
     except ValueError as exc:
         raise MlxgwError(str(exc)) from None
     with ws.edit() as editor:
-        editor.add_mapping(MappingSettings(pattern, backend, model, targets, priority), replace_existing=replace)
+        mapping = MappingSettings(pattern, backend, model, targets, priority, max_output_tokens=max_output_tokens)
+        editor.add_mapping(mapping, replace_existing=replace)
     note_sync(ws.last_sync)
     console.print(f"mapped [bold]{escape(pattern)}[/] → {escape(str(Target(backend, model)))}", highlight=False)
 

@@ -102,34 +102,6 @@ def parse_since(text: str) -> dt.timedelta:
     return dt.timedelta(**{unit: float(m.group(1))})
 
 
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def summarize(rows: list[RequestLog]) -> list[dict]:
-    groups: dict[str, list[RequestLog]] = {}
-    for r in rows:
-        groups.setdefault(r.backend or "(none)", []).append(r)
-    out = []
-    for backend, items in sorted(groups.items()):
-        latencies = [r.latency_ms for r in items if r.latency_ms is not None]
-        out.append({
-            "backend": backend,
-            "requests": len(items),
-            "errors": sum(1 for r in items if r.status >= 400 or r.error_kind),
-            "failovers": sum(1 for r in items if r.fallbacks),
-            "failover_rate": round(sum(1 for r in items if r.fallbacks) / len(items), 4),
-            "p50_ms": _percentile(latencies, 0.5),
-            "p95_ms": _percentile(latencies, 0.95),
-            "input_tokens": sum(r.input_tokens or 0 for r in items),
-            "output_tokens": sum(r.output_tokens or 0 for r in items),
-        })
-    return out
-
-
 def stats(
     since: str = typer.Option("1h", "--since", help="Window to summarise, e.g. 15m, 1h, 7d."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -137,7 +109,7 @@ def stats(
     """Per-backend counts, failover rate, latency percentiles and tokens."""
     open_workspace()
     window = parse_since(since)
-    summary = summarize(request_log.since(utcnow() - window))
+    summary = request_log.summary(utcnow() - window)
     if as_json:
         print(json.dumps({"since": since, "backends": summary}, indent=2))
         return

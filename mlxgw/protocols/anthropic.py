@@ -1,8 +1,9 @@
 """Anthropic Messages (`POST /v1/messages`) ↔ the canonical model.
 
 Parsing is lenient on purpose: real clients (Claude Code first) send fields and block types that
-have no canonical form; those are dropped with a debug log, never rejected. The client's own body
-stays in `ChatRequest.raw` for native passthrough.
+have no canonical form; those are dropped with a debug log, never rejected. A field the gateway
+does read must have the right type, or the request is a 400 naming it. The client's own body stays
+in `ChatRequest.raw` for native passthrough.
 
 Thinking budgets: `{"type": "enabled", "budget_tokens": N}` gives N; `{"type": "adaptive"}` gives a
 budget from `output_config.effort` (low 1024, medium 4096, high 16384, max 32768; high when absent,
@@ -24,6 +25,7 @@ from mlxgw.canonical import (
     Message,
     Part,
     RedactedThinking,
+    ResponseFormat,
     Start,
     TextDelta,
     TextPart,
@@ -50,6 +52,8 @@ from .anthropic_stream import (
 )
 from .common import (
     FINISH_FROM_ANTHROPIC,
+    cannot,
+    capped,
     dumps,
     error_body_json,
     error_message,
@@ -62,6 +66,7 @@ from .common import (
     opt_bool,
     opt_int,
     opt_number,
+    opt_object,
     opt_str,
     parse_arguments,
     require_messages,
@@ -72,6 +77,7 @@ from .common import (
     stream_error,
     upstream_error,
 )
+from .json_schema import for_anthropic
 from .upstream_fields import typed_field
 
 __all__ = [
@@ -95,6 +101,9 @@ DEFAULT_MAX_TOKENS = 4096
 MIN_THINKING_BUDGET = 1024
 EFFORT_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384, "max": 32768}
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
+JSON_OBJECT_INSTRUCTION = (
+    "Answer with one JSON object and nothing else: no text before or after it, no Markdown code fence."
+)
 _TOOL_CHOICE_MODES = ("auto", "any", "none", "tool")
 _TOOL_ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 _CONTEXT_TOO_LONG = re.compile(r"prompt is too long|context window|context length", re.IGNORECASE)
@@ -135,8 +144,8 @@ def _parse(body: Any, headers: Mapping[str, str], *, needs_max_tokens: bool) -> 
             system.extend(p for p in parts if isinstance(p, TextPart))
         else:
             messages.append(Message(role, parts))
-    metadata = body.get("metadata")
-    user = metadata.get("user_id") if isinstance(metadata, dict) else None
+    metadata = opt_object(body, "metadata") or {}
+    output_config = opt_object(body, "output_config") or {}
     low = lower_headers(headers)
     return ChatRequest(
         model=model,
@@ -150,8 +159,9 @@ def _parse(body: Any, headers: Mapping[str, str], *, needs_max_tokens: bool) -> 
         top_k=opt_int(body, "top_k"),
         stop=str_list(body.get("stop_sequences"), "stop_sequences"),
         stream=bool(opt_bool(body, "stream")),
-        thinking_budget=_thinking_budget(body),
-        user=user if isinstance(user, str) else None,
+        thinking_budget=_thinking_budget(body, opt_str(output_config, "effort", "output_config.effort")),
+        user=opt_str(metadata, "user_id", "metadata.user_id"),
+        response_format=_response_format(body, output_config),
         protocol="anthropic",
         raw=body,
         client_headers={k: low[k] for k in FORWARDED_HEADERS if k in low},
@@ -187,7 +197,7 @@ def _block(block: dict, where: str) -> list[Part]:
     if kind == "text":
         return [TextPart(_str(block, "text", where), block.get("cache_control"))]
     if kind == "image":
-        image = _image(block.get("source"))
+        image = _image(block.get("source"), where)
         return [image] if image else _dropped(block, where)
     if kind == "tool_use":
         tool_input = block.get("input", {})
@@ -198,10 +208,11 @@ def _block(block: dict, where: str) -> list[Part]:
         content = block.get("content")
         nested = [] if content is None else _blocks(content, f"{where}.content")
         kept = [p for p in nested if isinstance(p, TextPart | ImagePart)]
-        is_error = block.get("is_error") is True
+        is_error = opt_bool(block, "is_error", f"{where}.is_error") is True
         return [ToolResultPart(_str(block, "tool_use_id", where), kept, is_error)]  # type: ignore[arg-type]
     if kind == "thinking":
-        return [ThinkingPart(_str(block, "thinking", where), block.get("signature") or None)]
+        signature = opt_str(block, "signature", f"{where}.signature")
+        return [ThinkingPart(_str(block, "thinking", where), signature or None)]
     if kind == "redacted_thinking":
         return [ThinkingPart(redacted=_str(block, "data", where))]
     if kind == "document":
@@ -221,11 +232,12 @@ def _dropped(block: dict, where: str) -> list[Part]:
     return []
 
 
-def _image(source: Any) -> ImagePart | None:
+def _image(source: Any, where: str) -> ImagePart | None:
     if not isinstance(source, dict):
         return None
     if source.get("type") == "base64" and isinstance(source.get("data"), str):
-        return ImagePart(media_type=source.get("media_type"), data=source["data"])
+        media_type = opt_str(source, "media_type", f"{where}.source.media_type")
+        return ImagePart(media_type=media_type, data=source["data"])
     if source.get("type") == "url" and isinstance(source.get("url"), str):
         return ImagePart(url=source["url"])
     return None
@@ -276,13 +288,13 @@ def _tool_choice(value: Any) -> ToolChoice | None:
     return ToolChoice(
         value["type"],
         name if value["type"] == "tool" else None,
-        value.get("disable_parallel_tool_use") is True,
+        opt_bool(value, "disable_parallel_tool_use", "tool_choice.disable_parallel_tool_use") is True,
     )
 
 
-def _thinking_budget(body: dict) -> int | None:
-    thinking = body.get("thinking")
-    if not isinstance(thinking, dict):
+def _thinking_budget(body: dict, effort: str | None) -> int | None:
+    thinking = opt_object(body, "thinking")
+    if thinking is None:
         return None
     if thinking.get("type") == "enabled":
         budget = thinking.get("budget_tokens")
@@ -290,19 +302,38 @@ def _thinking_budget(body: dict) -> int | None:
             raise invalid("`thinking.budget_tokens` must be a positive integer", "thinking.budget_tokens")
         return budget
     if thinking.get("type") == "adaptive":
-        config = body.get("output_config")
-        effort = config.get("effort") if isinstance(config, dict) else None
-        return EFFORT_BUDGETS.get(effort, EFFORT_BUDGETS["high"])  # type: ignore[arg-type]
+        # An effort level newer than this table still passes through: it gets the default's budget.
+        return EFFORT_BUDGETS.get(effort or "high", EFFORT_BUDGETS["high"])
     return None
+
+
+def _response_format(body: dict, output_config: dict) -> ResponseFormat | None:
+    """Structured outputs: `output_config.format`, or the deprecated top-level `output_format`."""
+    param = "output_config.format"
+    fmt = opt_object(output_config, "format", param)
+    if fmt is None:
+        param = "output_format"
+        fmt = opt_object(body, "output_format", param)
+    if fmt is None:
+        return None
+    if fmt.get("type") != "json_schema":
+        raise invalid(f"`{param}.type` must be json_schema", f"{param}.type")
+    schema = opt_object(fmt, "schema", f"{param}.schema")
+    if schema is None:
+        raise invalid(f"`{param}.schema` is required", f"{param}.schema")
+    return ResponseFormat("json_schema", param, schema=schema)
 
 
 # ---- client side: a request for an Anthropic upstream ------------------------------------------
 
 
-def passthrough_body(raw: dict, model: str) -> dict:
+def passthrough_body(raw: dict, model: str, *, ceiling: int | None = None) -> dict:
     """A client's own body for an Anthropic upstream: `model` replaced, all else kept as sent, except
-    `role: "system"` turns (Claude Code sends them; the API refuses them), which join `system`."""
+    `role: "system"` turns (Claude Code sends them; the API refuses them), which join `system`, and
+    `max_tokens` above `ceiling`, which is lowered to it (with a thinking budget kept below it)."""
     body = {**raw, "model": model}
+    if ceiling is not None:
+        _fit_ceiling(body, ceiling)
     messages = raw.get("messages") or []
     if not any(isinstance(m, dict) and m.get("role") == "system" for m in messages):
         return body
@@ -322,14 +353,37 @@ def passthrough_body(raw: dict, model: str) -> dict:
     return body
 
 
-def build_request(req: ChatRequest, model: str) -> dict:
-    max_tokens = req.max_tokens or DEFAULT_MAX_TOKENS
+def _fit_ceiling(body: dict, ceiling: int) -> None:
+    body["max_tokens"] = capped(body.get("max_tokens"), ceiling)
+    thinking = body.get("thinking")
+    budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+    if is_int(budget) and budget >= body["max_tokens"]:
+        # Anthropic wants the budget below max_tokens and at least its minimum: shrink it, or, with
+        # no room left for one, answer without thinking rather than fail.
+        if body["max_tokens"] - 1 >= MIN_THINKING_BUDGET:
+            body["thinking"] = {**thinking, "budget_tokens": body["max_tokens"] - 1}
+        else:
+            del body["thinking"]
+
+
+def build_request(req: ChatRequest, model: str, *, ceiling: int | None = None) -> dict:
+    if req.logprobs or req.top_logprobs:
+        param = "logprobs" if req.logprobs else "top_logprobs"
+        raise cannot(param, "Anthropic models do not return log probabilities; leave it out, or map this model to an OpenAI backend")
+    max_tokens = capped(req.max_tokens or DEFAULT_MAX_TOKENS, ceiling)
     sendable = [Message(m.role, [p for p in m.content if _sendable(p)]) for m in req.messages]
     messages = [
         {"role": m.role, "content": [_block_json(p) for p in m.content]} for m in merge_turns(sendable)
     ]
     body: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": messages}
     system = [_text_json(p) for p in req.system if p.text]
+    fmt = req.response_format
+    if fmt and fmt.type == "json_schema" and fmt.schema is not None:
+        body["output_config"] = {"format": {"type": "json_schema", "schema": for_anthropic(fmt.schema)}}
+    elif fmt:
+        # Structured outputs need a schema and take only closed objects, so "any JSON object" has
+        # no constrained form there: the instruction is what JSON mode amounts to.
+        system.append({"type": "text", "text": JSON_OBJECT_INSTRUCTION})
     if system:
         body["system"] = system
     if req.tools:

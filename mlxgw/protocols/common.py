@@ -9,7 +9,8 @@ import math
 import secrets
 import string
 import time
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Collection, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -174,10 +175,18 @@ def require_object(body: Any) -> dict:
     return body
 
 
+# The model name travels in response headers (x-mlxgw-backend) and log lines: it must fit in one.
+MAX_MODEL_NAME = 1024
+
+
 def require_model(body: dict) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise invalid("`model` is required and must be a non-empty string", "model")
+    if len(model) > MAX_MODEL_NAME:
+        raise invalid(f"`model` must be at most {MAX_MODEL_NAME} characters", "model")
+    if any(unicodedata.category(ch) == "Cc" for ch in model):
+        raise invalid("`model` must not contain control characters (line breaks, tabs, escapes)", "model")
     return model
 
 
@@ -210,12 +219,12 @@ def opt_number(body: dict, key: str, low: float | None = None, high: float | Non
     return value
 
 
-def opt_bool(body: dict, key: str) -> bool | None:
+def opt_bool(body: dict, key: str, param: str | None = None) -> bool | None:
     value = body.get(key)
     if value is None:
         return None
     if not isinstance(value, bool):
-        raise invalid(f"`{key}` must be a boolean", key)
+        raise invalid(f"`{param or key}` must be a boolean", param or key)
     return value
 
 
@@ -224,8 +233,44 @@ def opt_str(body: dict, key: str, param: str | None = None) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise invalid(f"`{key}` must be a string", param or key)
+        raise invalid(f"`{param or key}` must be a string", param or key)
     return value
+
+
+def opt_object(body: dict, key: str, param: str | None = None) -> dict | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise invalid(f"`{param or key}` must be an object", param or key)
+    return value
+
+
+def opt_choice(body: dict, key: str, choices: Collection[str], param: str | None = None) -> str | None:
+    """A string field that must be one of `choices`; any other value or type is a 400 naming it."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in choices:
+        raise invalid(f"`{param or key}` must be one of {', '.join(choices)}", param or key)
+    return value
+
+
+def capped(value: int | None, ceiling: int | None) -> int | None:
+    """A max-tokens value lowered to a backend's or mapping's ceiling; without one asked, the ceiling."""
+    if ceiling is None:
+        return value
+    return ceiling if value is None else min(value, ceiling)
+
+
+def lowest(*ceilings: int | None) -> int | None:
+    known = [c for c in ceilings if c is not None]
+    return min(known) if known else None
+
+
+def cannot(param: str, message: str) -> GatewayError:
+    """A 400 for a field the target backend cannot honour: refused by name, never silently dropped."""
+    return invalid(f"`{param}`: {message}", param)
 
 
 def str_list(value: Any, param: str) -> list[str]:

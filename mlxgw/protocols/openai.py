@@ -20,6 +20,7 @@ from mlxgw.canonical import (
     Finish,
     ImagePart,
     Message,
+    ResponseFormat,
     Start,
     TextDelta,
     TextPart,
@@ -37,6 +38,7 @@ from mlxgw.errors import GatewayError, UnreadableUpstream, UpstreamError
 
 from .common import (
     FINISH_TO_OPENAI,
+    capped,
     dumps,
     error_body_json,
     error_message,
@@ -44,8 +46,10 @@ from .common import (
     merge_turns,
     new_id,
     opt_bool,
+    opt_choice,
     opt_int,
     opt_number,
+    opt_object,
     opt_str,
     parse_data_url,
     require_messages,
@@ -56,6 +60,7 @@ from .common import (
     stream_error,
     upstream_error,
 )
+from .json_schema import strict_for_openai
 from .openai_stream import (
     ERROR_TYPES,
     StreamParser,
@@ -90,6 +95,9 @@ REASONING_BUDGETS: dict[str, int | None] = {
     "xhigh": 32768,
 }
 _TOOL_CHOICE_MODES = {"auto": "auto", "none": "none", "required": "any"}
+MAX_TOP_LOGPROBS = 20
+TOKEN_FIELDS = ("max_completion_tokens", "max_tokens")
+_SCHEMA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _CONTEXT_TOO_LONG = re.compile(
     r"maximum context length|context[_ ]length[_ ]exceeded|exceeds the available context|prompt is too long",
     re.IGNORECASE,
@@ -126,14 +134,13 @@ def parse_request(body: Any, headers: Mapping[str, str]) -> ChatRequest:
             raise invalid(
                 f"`{param}.role` must be one of system, developer, user, assistant, tool", f"{param}.role"
             )
-    if body.get("n") not in (None, 1):
+    if body.get("n") is not None and opt_int(body, "n") != 1:
         raise invalid("only `n: 1` is supported", "n")
-    effort = body.get("reasoning_effort")
-    if effort is not None and effort not in REASONING_BUDGETS:
-        raise invalid(f"`reasoning_effort` must be one of {', '.join(REASONING_BUDGETS)}", "reasoning_effort")
-    stream_options = body.get("stream_options")
-    if stream_options is not None and not isinstance(stream_options, dict):
-        raise invalid("`stream_options` must be an object", "stream_options")
+    effort = opt_choice(body, "reasoning_effort", REASONING_BUDGETS)
+    stream_options = opt_object(body, "stream_options")
+    top_logprobs = opt_int(body, "top_logprobs")
+    if top_logprobs is not None and not 0 <= top_logprobs <= MAX_TOP_LOGPROBS:
+        raise invalid(f"`top_logprobs` must be between 0 and {MAX_TOP_LOGPROBS}", "top_logprobs")
     max_completion = opt_int(body, "max_completion_tokens", positive=True)
     return ChatRequest(
         model=model,
@@ -153,11 +160,40 @@ def parse_request(body: Any, headers: Mapping[str, str]) -> ChatRequest:
         stream=bool(opt_bool(body, "stream")),
         thinking_budget=REASONING_BUDGETS.get(effort) if effort else None,
         user=opt_str(body, "user"),
+        response_format=_response_format(body.get("response_format")),
+        logprobs=bool(opt_bool(body, "logprobs")),
+        top_logprobs=top_logprobs or None,
         protocol="openai",
         raw=body,
         # Nothing the client sent is needed upstream: OpenAI's only request headers are auth.
         client_headers={},
         include_usage=bool(opt_bool(stream_options or {}, "include_usage")),
+    )
+
+
+def _response_format(value: Any) -> ResponseFormat | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise invalid("`response_format` must be an object", "response_format")
+    kind = opt_choice(value, "type", ("text", "json_object", "json_schema"), "response_format.type")
+    if kind is None:
+        raise invalid("`response_format.type` is required", "response_format.type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return ResponseFormat("json_object", "response_format")
+    spec = opt_object(value, "json_schema", "response_format.json_schema")
+    if spec is None:
+        raise invalid("`response_format.json_schema` is required with type json_schema", "response_format.json_schema")
+    where = "response_format.json_schema"
+    schema = opt_object(spec, "schema", f"{where}.schema")
+    return ResponseFormat(
+        "json_schema" if schema is not None else "json_object",
+        "response_format",
+        schema=schema,
+        name=opt_str(spec, "name", f"{where}.name"),
+        description=opt_str(spec, "description", f"{where}.description"),
     )
 
 
@@ -282,12 +318,21 @@ def _tool_choice(body: dict) -> ToolChoice | None:
 # ---- client side: a request for an OpenAI upstream ---------------------------------------------
 
 
-def passthrough_body(raw: dict, model: str) -> dict:
-    """A client's own body for an OpenAI upstream: every field as sent but `model`."""
-    return {**raw, "model": model}
+def passthrough_body(raw: dict, model: str, *, ceiling: int | None = None, token_field: str = "max_tokens") -> dict:
+    """A client's own body for an OpenAI upstream: every field as sent but `model`, and the output
+    limit, lowered to `ceiling` in whichever field the client used (`token_field` if it used none)."""
+    body = {**raw, "model": model}
+    if ceiling is not None:
+        for name in [f for f in TOKEN_FIELDS if raw.get(f) is not None] or [token_field]:
+            body[name] = capped(raw.get(name), ceiling)
+    return body
 
 
-def build_request(req: ChatRequest, model: str) -> dict:
+def build_request(
+    req: ChatRequest, model: str, *, ceiling: int | None = None, token_field: str = "max_tokens"
+) -> dict:
+    """`token_field` names the output limit: `max_completion_tokens` for OpenAI itself (its reasoning
+    models refuse `max_tokens`), `max_tokens` for the servers that know no other."""
     messages: list[dict] = []
     if req.system:
         messages.append({"role": "system", "content": "\n\n".join(p.text for p in req.system)})
@@ -301,18 +346,37 @@ def build_request(req: ChatRequest, model: str) -> dict:
             if req.tool_choice.disable_parallel:
                 body["parallel_tool_calls"] = False
     optional = {
-        "max_tokens": req.max_tokens,
+        token_field: capped(req.max_tokens, ceiling),
         "temperature": req.temperature,
         "top_p": req.top_p,
         "seed": req.seed,
         "user": req.user,
         "stop": req.stop or None,
+        "response_format": _response_format_json(req.response_format),
+        "logprobs": req.logprobs or None,
+        "top_logprobs": req.top_logprobs,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     if req.stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
     return body
+
+
+def _response_format_json(fmt: ResponseFormat | None) -> dict | None:
+    if fmt is None:
+        return None
+    if fmt.type == "json_object" or fmt.schema is None:
+        return {"type": "json_object"}
+    name = fmt.name or fmt.schema.get("title")
+    spec: dict[str, Any] = {
+        "name": name if isinstance(name, str) and _SCHEMA_NAME.fullmatch(name) else "response",
+        "schema": fmt.schema,
+        "strict": strict_for_openai(fmt.schema),
+    }
+    if fmt.description:
+        spec["description"] = fmt.description
+    return {"type": "json_schema", "json_schema": spec}
 
 
 def _user_messages(msg: Message) -> list[dict]:

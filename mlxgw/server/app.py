@@ -51,7 +51,7 @@ def create_app(
         app[STATE] = state
         app[DISPATCHER] = Dispatcher(registry, lambda: state.routes, lambda: state.settings)
         app[CATALOG] = ModelCatalog(registry)
-        writer = RequestLogWriter()
+        writer = RequestLogWriter(retention_days=lambda: state.settings.server.request_log_days)
         writer.start()
         app[REQUEST_LOG] = writer
         watcher = asyncio.create_task(watch(state, reload_interval_s))

@@ -8,31 +8,19 @@ import time
 from aiohttp import web
 
 from mlxgw import __version__
-from mlxgw.errors import GatewayError, UpstreamError
 from mlxgw.protocols import anthropic as anthropic_wire
 from mlxgw.server.chat import chat, read_json
 from mlxgw.server.guard import loopback_peer
 from mlxgw.server.keys import CATALOG, DISPATCHER, STARTED, STATE
-from mlxgw.server.middleware import has_valid_key, wire_for
+from mlxgw.server.middleware import TRIED, has_valid_key, wire_for
 
 
 async def count_tokens(request: web.Request) -> web.Response:
-    """Counted by the first backend of the chain that can: a backend that is down is skipped."""
+    """Counted by the first backend of the chain that can, by the dispatcher's rules for chat."""
     body = await read_json(request)
     creq = anthropic_wire.parse_count_tokens_request(body, request.headers)
-    dispatcher = request.app[DISPATCHER]
-    failure: GatewayError = GatewayError("unavailable", f"no backend can count tokens for {creq.model!r}")
-    for attempt in dispatcher.route(creq.model).chain:
-        backend = dispatcher.registry.get(attempt.backend)
-        if backend is None:
-            continue
-        try:
-            return web.json_response({"input_tokens": await backend.count_tokens(creq, attempt.model)})
-        except UpstreamError as exc:
-            if not exc.retryable:
-                raise
-            failure = exc
-    raise failure
+    request[TRIED] = []
+    return web.json_response({"input_tokens": await request.app[DISPATCHER].count_tokens(creq, request[TRIED])})
 
 
 async def models(request: web.Request) -> web.Response:

@@ -16,11 +16,17 @@ def _v1(database: SqliteDatabase) -> None:
     database.create_tables(TABLES)
 
 
+def _v2(database: SqliteDatabase) -> None:
+    """Mappings gain `max_output_tokens`; a store that _v1 made before the column existed lacks it."""
+    if "max_output_tokens" not in {column.name for column in database.get_columns("mapping")}:
+        database.execute_sql("ALTER TABLE mapping ADD COLUMN max_output_tokens INTEGER")
+
+
 # How long SQLite itself retries a store another connection is writing, before "database is locked".
 BUSY_TIMEOUT_MS = 5000
 
 # Append-only: each entry moves the schema one version up. Never edit a released step.
-MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1]
+MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1, _v2]
 
 
 def open_db(path: Path) -> SqliteDatabase:
@@ -53,7 +59,9 @@ def store_error(path: Path, exc: DatabaseError) -> MlxgwError:
     """What to tell a user whose store cannot be used: busy (try again) or damaged (move it aside)."""
     reason = str(exc) or type(exc).__name__
     if isinstance(exc, OperationalError) and "locked" in reason:
-        return MlxgwError(f"{path} is busy ({reason}): another mlxgw process held it too long; try again")
+        return MlxgwError(
+            f"{path} is busy ({reason}): another process kept it locked for over {BUSY_TIMEOUT_MS / 1000:g} s; try again"
+        )
     return MlxgwError(
         f"{path} is not a usable mlxgw store ({reason}). Move it aside (mv {path} {path}.bad) and run the "
         "command again: mappings and backends come back from the config, but API keys must be set again "

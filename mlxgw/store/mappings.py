@@ -18,6 +18,7 @@ def load_mappings() -> list[MappingSettings]:
             priority=row.priority,
             enabled=row.enabled,
             fallback_on=tuple(json.loads(row.fallback_on)),
+            max_output_tokens=row.max_output_tokens,
         )
         for row in Mapping.select().order_by(Mapping.position)
     ]

@@ -42,6 +42,7 @@ class Mapping(BaseModel):
     priority = IntegerField(default=0)
     enabled = BooleanField(default=True)
     fallback_on = TextField(default="[]")
+    max_output_tokens = IntegerField(null=True)
 
 
 class Credential(BaseModel):

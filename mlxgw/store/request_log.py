@@ -1,28 +1,38 @@
-"""The request log: one row per client request, written in batches off the request path, and the
-queries behind `mlxgw log` and `mlxgw stats`."""
+"""The request log: one row per client request, written in batches off the request path and pruned
+to the configured number of days, and the queries (SQL aggregates) behind `mlxgw log`, `stats` and
+`status`."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import logging
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from mlxgw.store.models import RequestLog, db
+from peewee import Case, fn
+
+from mlxgw.store.models import RequestLog, db, utcnow
 
 log = logging.getLogger("mlxgw.requestlog")
 
 FLUSH_EVERY_S = 0.5
 BATCH = 200
+PRUNE_EVERY_S = 3600.0
+PRUNE_BATCH = 5000  # rows per DELETE: requests being logged meanwhile never wait long for the store
 
 
 class RequestLogWriter:
-    """Queues rows and inserts them in batches on one background thread."""
+    """Queues rows and inserts them in batches on one background thread; at start, hourly and
+    whenever `retention_days()` changes, deletes rows older than that many days (0: keeps all)."""
 
-    def __init__(self) -> None:
+    def __init__(self, retention_days: Callable[[], float]) -> None:
         self._queue: asyncio.Queue[dict] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlxgw-log")
         self._task: asyncio.Task | None = None
+        self._retention_days = retention_days
+        self._pruned: tuple[float, float] | None = None  # (monotonic time, days) of the last prune
 
     def add(self, row: dict) -> None:
         self._queue.put_nowait(row)
@@ -32,8 +42,27 @@ class RequestLogWriter:
 
     async def _run(self) -> None:
         while True:
+            await self._prune_if_due()
             await asyncio.sleep(FLUSH_EVERY_S)
             await self.flush()
+
+    async def _prune_if_due(self) -> None:
+        days = self._retention_days()
+        now = time.monotonic()
+        if self._pruned is not None and self._pruned[1] == days and now - self._pruned[0] < PRUNE_EVERY_S:
+            return
+        self._pruned = (now, days)
+        if days <= 0:
+            return
+        try:
+            removed = await asyncio.get_running_loop().run_in_executor(
+                self._executor, _prune, utcnow() - dt.timedelta(days=days)
+            )
+        except Exception:
+            log.exception("could not prune the request log")
+            return
+        if removed:
+            log.info("request log: removed %d request(s) older than %g day(s)", removed, days)
 
     async def flush(self) -> None:
         while not self._queue.empty():
@@ -57,10 +86,78 @@ def _insert(rows: list[dict]) -> None:
     db.obj.close()  # this thread's connection; the next batch opens its own
 
 
+def _prune(before: dt.datetime) -> int:
+    removed = 0
+    try:
+        while True:
+            batch = RequestLog.select(RequestLog.id).where(RequestLog.time < before).limit(PRUNE_BATCH)
+            count = RequestLog.delete().where(RequestLog.id.in_(batch)).execute()
+            removed += count
+            if count < PRUNE_BATCH:
+                return removed
+    finally:
+        db.obj.close()
+
+
 def tail(n: int, after_id: int = 0) -> list[RequestLog]:
     query = RequestLog.select().where(RequestLog.id > after_id).order_by(RequestLog.id.desc()).limit(n)
     return list(reversed(list(query)))
 
 
-def since(start: dt.datetime) -> list[RequestLog]:
-    return list(RequestLog.select().where(RequestLog.time >= start).order_by(RequestLog.id))
+def _count_if(condition):
+    return fn.SUM(Case(None, [(condition, 1)], 0))
+
+
+# Failed: an error status, or an error noted on a 200 (e.g. a stream cut short).
+FAILED = (RequestLog.status >= 400) | (RequestLog.error_kind.is_null(False) & (RequestLog.error_kind != ""))
+
+
+def counts(start: dt.datetime) -> dict[str, int]:
+    """How many requests since `start`, and how many of them failed."""
+    total, errors = (
+        RequestLog.select(fn.COUNT(RequestLog.id), _count_if(FAILED)).where(RequestLog.time >= start).scalar(as_tuple=True)
+    )
+    return {"total": total, "errors": errors or 0}
+
+
+def summary(start: dt.datetime) -> list[dict]:
+    """Per backend (None: "(none)") since `start`: requests, errors, failovers, latency p50/p95
+    and tokens."""
+    backend = fn.COALESCE(fn.NULLIF(RequestLog.backend, ""), "(none)")
+    groups = (
+        RequestLog.select(
+            backend.alias("backend"),
+            fn.COUNT(RequestLog.id).alias("requests"),
+            _count_if(FAILED).alias("errors"),
+            _count_if(RequestLog.fallbacks != 0).alias("failovers"),
+            fn.COUNT(RequestLog.latency_ms).alias("timed"),
+            fn.SUM(fn.COALESCE(RequestLog.input_tokens, 0)).alias("input_tokens"),
+            fn.SUM(fn.COALESCE(RequestLog.output_tokens, 0)).alias("output_tokens"),
+        )
+        .where(RequestLog.time >= start)
+        .group_by(backend)
+        .dicts()
+    )
+    out = []
+    for g in sorted(groups, key=lambda g: g["backend"]):
+        latency = (RequestLog.time >= start) & (backend == g["backend"]) & RequestLog.latency_ms.is_null(False)
+        out.append({
+            "backend": g["backend"],
+            "requests": g["requests"],
+            "errors": g["errors"],
+            "failovers": g["failovers"],
+            "failover_rate": round(g["failovers"] / g["requests"], 4),
+            "p50_ms": _percentile(latency, g["timed"], 0.5),
+            "p95_ms": _percentile(latency, g["timed"], 0.95),
+            "input_tokens": g["input_tokens"],
+            "output_tokens": g["output_tokens"],
+        })
+    return out
+
+
+def _percentile(where, n: int, q: float) -> float | None:
+    """The latency at rank round(q * (n - 1)) of the `n` rows `where` selects, found by SQLite's sort."""
+    if not n:
+        return None
+    rank = min(n - 1, round(q * (n - 1)))
+    return RequestLog.select(RequestLog.latency_ms).where(where).order_by(RequestLog.latency_ms).offset(rank).limit(1).scalar()

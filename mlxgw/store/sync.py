@@ -45,11 +45,15 @@ def _mapping_row(position: int, m: MappingSettings) -> dict:
         "priority": m.priority,
         "enabled": m.enabled,
         "fallback_on": json.dumps(list(m.fallback_on)),
+        "max_output_tokens": m.max_output_tokens,
     }
 
 
 def _current_rows() -> list[dict]:
-    fields = ("position", "pattern", "backend", "model", "fallbacks", "priority", "enabled", "fallback_on")
+    fields = (
+        "position", "pattern", "backend", "model", "fallbacks", "priority", "enabled", "fallback_on",
+        "max_output_tokens",
+    )
     return [
         {f: getattr(r, f) for f in fields} for r in Mapping.select().order_by(Mapping.position)
     ]

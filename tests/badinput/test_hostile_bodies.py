@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import tempfile
+import unicodedata
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,7 +29,9 @@ def gateway():
         config = {
             "backends": {"oa": {"type": "openai", "base_url": up["openai"]},
                          "an": {"type": "anthropic", "base_url": up["anthropic"]}},
-            "mappings": [{"pattern": "m", "backend": "oa"}, {"pattern": "c", "backend": "an"}],
+            # The wildcard ones route any name: a hostile model name reaches the dispatcher.
+            "mappings": [{"pattern": "m", "backend": "oa"}, {"pattern": "c", "backend": "an"},
+                         {"pattern": "m-*", "backend": "oa"}, {"pattern": "c-*", "backend": "an"}],
         }
         with procs.gateway(Path(tmp), **config) as gw:
             yield urlsplit(gw.url).netloc
@@ -78,7 +81,14 @@ hostile = (
                        [{"role": "assistant", "content": [{"type": "tool_use", "id": 1, "name": None, "input": "x"}]}]])
 )
 FIELDS = ["model", "messages", "max_tokens", "stream", "temperature", "top_p", "stop", "stop_sequences", "tools",
-          "tool_choice", "system", "stream_options", "n", "thinking", "metadata", "response_format", "seed"]
+          "tool_choice", "system", "stream_options", "n", "thinking", "metadata", "response_format", "seed",
+          "reasoning_effort", "output_config", "output_format", "logprobs", "top_logprobs", "max_completion_tokens",
+          "parallel_tool_calls", "user", "top_k", "min_p"]
+# Option objects whose members the gateway reads, with those members' names.
+OPTIONS = {"thinking": ["type", "budget_tokens"], "output_config": ["effort", "format"],
+           "output_format": ["type", "schema"], "response_format": ["type", "json_schema"],
+           "stream_options": ["include_usage"], "metadata": ["user_id"],
+           "tool_choice": ["type", "name", "disable_parallel_tool_use", "function"]}
 
 
 @SETTINGS
@@ -110,6 +120,27 @@ def test_wrong_types_everywhere(gateway, protocol, changes, drop, stream):
         body.pop(field, None)
     body.update(changes)
     check(gateway, protocol, json.dumps(body).encode())
+
+
+@SETTINGS
+@given(protocol=protocols, option=st.sampled_from(sorted(OPTIONS)), data=st.data(), stream=st.booleans(),
+       adaptive=st.booleans())
+def test_wrong_types_inside_option_objects(gateway, protocol, option, data, stream, adaptive):
+    members = data.draw(st.dictionaries(st.sampled_from(OPTIONS[option]), hostile | json_values, min_size=1, max_size=3))
+    body = {**valid(protocol), "stream": stream, option: members}
+    if adaptive and option != "thinking":
+        body["thinking"] = {"type": "adaptive"}  # so that output_config.effort is read
+    check(gateway, protocol, json.dumps(body).encode())
+
+
+@SETTINGS
+@given(protocol=protocols, name=st.text(max_size=30), stream=st.booleans())
+def test_any_model_name_through_a_wildcard_mapping(gateway, protocol, name, stream):
+    model = ("m-" if protocol == "openai" else "c-") + name
+    status, raw = send(gateway, protocol, json.dumps({**valid(protocol, model), "stream": stream}).encode())
+    assert status < 500, (status, raw[:300], model)
+    if any(unicodedata.category(ch) == "Cc" for ch in model):
+        assert status == 400 and error_shape_ok(protocol, json.loads(raw)), (status, raw[:300])
 
 
 @SETTINGS

@@ -77,7 +77,7 @@ async def test_loopback_names_and_the_bound_address_are_accepted():
 
 
 async def test_a_wildcard_bind_accepts_ip_literals_and_this_machines_names():
-    async with gateway("0.0.0.0", insecure=True) as gw:
+    async with gateway("0.0.0.0") as gw:
         short = socket.gethostname().split(".")[0]
         for host in ["192.0.2.7:8421", "[2001:db8::1]:8421", socket.gethostname(), f"{short}.local:8421", "localhost"]:
             r = await gw.call("GET", "/health", headers={"host": host})

@@ -8,6 +8,7 @@ import json
 import openai
 import pytest
 
+from mlxgw import config, paths
 from mlxgw.daemon.lock import ServeLock
 from tests.foundation.helpers import cli
 from tests.gateway.helpers import eventually
@@ -108,3 +109,13 @@ async def test_revoking_the_last_key_of_a_network_bound_daemon_warns_and_keeps_i
 async def test_insecure_serves_a_network_address_without_keys():
     async with gateway("0.0.0.0", insecure=True) as gw:
         assert (await gw.call("POST", "/v1/chat/completions")).status == 200
+
+
+def test_revoking_the_last_key_with_a_network_address_in_the_config_says_it_stays_closed(mlxgw_home):
+    path = paths.config_path()
+    config.ensure_config(path)
+    path.write_text(path.read_text().replace('host = "127.0.0.1"', 'host = "0.0.0.0"', 1))
+    _create("only")
+    out = cli("keys", "revoke", "only").output
+    assert "the config has the daemon listen on 0.0.0.0:8421, a network address" in out
+    assert "refuses every /v1 request" in out and "accepts every caller" not in out
