@@ -67,7 +67,7 @@ class LocalBackend:
         self._models = models
         self.settings = _settings(settings, overrides)
         self._worker: WorkerProcess | None = None
-        self._lock = asyncio.Lock()
+        self._starting: asyncio.Task[WorkerProcess] | None = None
         self._crashes = 0  # consecutive, for the backoff; a finished request resets it
         self._died_at = 0.0
         self.restarts = 0
@@ -78,10 +78,13 @@ class LocalBackend:
         await self._ensure_worker()
 
     async def close(self) -> None:
-        async with self._lock:
-            if self._worker is not None:
-                await self._worker.close()
-                self._worker = None
+        if self._starting is not None:
+            # A start in progress kills what it spawned when cancelled.
+            self._starting.cancel()
+            await asyncio.gather(self._starting, return_exceptions=True)
+        if self._worker is not None:
+            await self._worker.close()
+            self._worker = None
 
     # ---- the Backend protocol -------------------------------------------------------------
 
@@ -190,42 +193,58 @@ class LocalBackend:
         return path
 
     async def _ensure_worker(self) -> WorkerProcess:
-        async with self._lock:
-            worker = self._worker
-            if worker is not None and worker.alive:
-                return worker
-            if worker is not None:
-                await worker.close(timeout=1)
-                self._worker = None
-                self._crashes += 1
-                self._died_at = time.monotonic()
-                self.restarts += 1
-            if self._crashes:
-                delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (self._crashes - 1))
-                await asyncio.sleep(max(0.0, self._died_at + delay - time.monotonic()))
-            try:
-                worker = await WorkerProcess.spawn(self._argv(), worker_env(self.settings.env))
-            except OSError as e:  # e.g. the configured python does not exist
-                raise UpstreamError(
-                    "unavailable", f"the local worker did not start: {e}", backend=self.name, retryable=True
-                ) from e
-            try:
-                await asyncio.wait_for(asyncio.shield(worker.ready), self.settings.first_byte_timeout_s)
-            except (TimeoutError, ConnectionError) as e:
-                worker.ready.cancel()
-                worker.kill()
-                await worker.close(timeout=1)
-                self._crashes += 1
-                self._died_at = time.monotonic()
-                tail = " | ".join(list(worker.stderr_tail)[-3:])
-                raise UpstreamError(
-                    "unavailable",
-                    f"the local worker did not start: {tail or e}",
-                    backend=self.name,
-                    retryable=True,
-                ) from e
-            self._worker = worker
+        """The running worker, started if need be. Every request waiting for a start shares one,
+        and the start is shielded from them: a request that gives up while the worker starts (its
+        client went away) leaves the start to finish, so the process is tracked, never orphaned."""
+        worker = self._worker
+        if worker is not None and worker.alive:
             return worker
+        if self._starting is None:
+            self._starting = asyncio.create_task(self._start_worker(), name="local-worker-start")
+            self._starting.add_done_callback(self._started)
+        return await asyncio.shield(self._starting)
+
+    def _started(self, task: asyncio.Task[WorkerProcess]) -> None:
+        self._starting = None
+        if not task.cancelled():
+            task.exception()  # a failed start is raised to its waiters; with none left, it is not an error
+
+    async def _start_worker(self) -> WorkerProcess:
+        worker = self._worker
+        if worker is not None:
+            await worker.close(timeout=1)
+            self._worker = None
+            self._crashes += 1
+            self._died_at = time.monotonic()
+            self.restarts += 1
+        if self._crashes:
+            delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (self._crashes - 1))
+            await asyncio.sleep(max(0.0, self._died_at + delay - time.monotonic()))
+        try:
+            worker = await WorkerProcess.spawn(self._argv(), worker_env(self.settings.env))
+        except OSError as e:  # e.g. the configured python does not exist
+            raise UpstreamError(
+                "unavailable", f"the local worker did not start: {e}", backend=self.name, retryable=True
+            ) from e
+        try:
+            await asyncio.wait_for(asyncio.shield(worker.ready), self.settings.first_byte_timeout_s)
+        except BaseException as e:
+            worker.ready.cancel()
+            worker.kill()
+            await asyncio.shield(worker.close(timeout=1))
+            if not isinstance(e, TimeoutError | ConnectionError):
+                raise  # cancelled (the gateway is closing): the process is gone with it
+            self._crashes += 1
+            self._died_at = time.monotonic()
+            tail = " | ".join(list(worker.stderr_tail)[-3:])
+            raise UpstreamError(
+                "unavailable",
+                f"the local worker did not start: {tail or e}",
+                backend=self.name,
+                retryable=True,
+            ) from e
+        self._worker = worker
+        return worker
 
     def _argv(self) -> list[str]:
         s = self.settings
