@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
 from mlxgw.cli.output import console, err_console
 from mlxgw.errors import MlxgwError
@@ -80,7 +82,7 @@ def _interactive(client, conversation, names: list[str], max_tokens: int | None,
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401 - arrow keys and history for input()
     err_console.print(
-        f"[dim]chatting with [bold]{conversation.model}[/] at {client.url}; /help for commands, Ctrl-D to leave[/]",
+        f"[dim]chatting with [bold]{escape(conversation.model)}[/] at {escape(client.url)}; /help for commands, Ctrl-D to leave[/]",
         highlight=False,
     )
     while True:
@@ -107,7 +109,7 @@ def _interactive(client, conversation, names: list[str], max_tokens: int | None,
         except KeyboardInterrupt:
             err_console.print("[dim]cancelled[/]")
         except MlxgwError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
 
 
 _EXIT = object()
@@ -121,11 +123,11 @@ def _command(line: str, conversation, names: list[str]):
         return _EXIT
     if name == "/model":
         if not arg:
-            err_console.print(f"talking to {conversation.model}; mapped names: {', '.join(names) or 'none'}", highlight=False)
+            err_console.print(f"talking to {conversation.model}; mapped names: {', '.join(names) or 'none'}", markup=False, highlight=False)
         else:
             conversation.model = arg
             note = "" if arg in names else " [dim](not a mapped name: a pattern may still route it)[/]"
-            err_console.print(f"now talking to [bold]{arg}[/]{note}", highlight=False)
+            err_console.print(f"now talking to [bold]{escape(arg)}[/]{note}", highlight=False)
     elif name == "/system":
         conversation.system = arg or None
         err_console.print("system prompt set" if arg else "system prompt cleared")
@@ -143,7 +145,7 @@ def _command(line: str, conversation, names: list[str]):
         else:
             path = Path(arg).expanduser()
             path.write_text(json.dumps(conversation.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-            err_console.print(f"saved to {path}", highlight=False)
+            err_console.print(f"saved to {path}", markup=False, highlight=False)
     else:
         err_console.print(COMMANDS, highlight=False, markup=False)
     return None
@@ -198,7 +200,7 @@ class _View:
         if stats.first_token_s is not None:
             parts.append(f"first token {stats.first_token_s * 1000:.0f} ms")
         # On stderr when stdout is a pipe: a script reads only the answer.
-        (console if self.rich else err_console).print("[dim]" + " · ".join(parts) + "[/]", highlight=False)
+        (console if self.rich else err_console).print(Text(" · ".join(parts), style="dim"), highlight=False)
 
 
 class _CtrlC:
@@ -241,7 +243,6 @@ class _Tail:
 
     def __rich_console__(self, console, options):
         from rich.segment import Segment
-        from rich.text import Text
 
         lines = console.render_lines(Text(self.text), options.update(height=None), pad=False)
         if not self.all_lines:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from mlxgw.cli.output import console, emit_json, err_console
 from mlxgw.config import ServerSettings, is_loopback
@@ -43,7 +44,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
         return
     table = Table("name", "prefix", "created", "last used")
     for r in rows:
-        table.add_row(r["name"], r["prefix"], r["created_at"], r["last_used_at"] or "never")
+        table.add_row(Text(r["name"]), r["prefix"], r["created_at"], r["last_used_at"] or "never")
     console.print(table)
 
 

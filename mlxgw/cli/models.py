@@ -8,7 +8,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from mlxgw import paths, routing
 from mlxgw.cli import daemon
@@ -38,18 +40,18 @@ def demo(
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err_console, transient=True) as bar:
         task = bar.add_task("building the demo model", total=None)
         build_demo_model(target, progress=lambda line: bar.update(task, description=line))
-    console.print(f"demo model ready in {target}", highlight=False)
+    console.print(f"demo model ready in {target}", markup=False, highlight=False)
     if no_map:
         return
     ws = Workspace.open()
     existing = next((m for m in ws.settings.mappings if m.pattern == "demo"), None)
     if existing is not None:
         if existing.backend != "local" or existing.model != model:
-            err_console.print(f"[yellow]note:[/] a mapping for 'demo' already exists ({existing.backend}:{existing.model}); left as is", highlight=False)
+            err_console.print(f"[yellow]note:[/] a mapping for 'demo' already exists ({escape(f'{existing.backend}:{existing.model}')}); left as is", highlight=False)
         return
     with ws.edit() as editor:
         editor.add_mapping(MappingSettings("demo", "local", model))
-    console.print(f"mapped [bold]demo[/] → local:{model}", highlight=False)
+    console.print(f"mapped [bold]demo[/] → local:{escape(model)}", highlight=False)
 
 
 def _when(ts: float | None) -> str:
@@ -82,7 +84,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
     table = Table("model", "loaded", "memory", "last used", "generating")
     for r in rows:
         memory = f"{r['memory_bytes'] / 2**20:.1f} MiB" if r["memory_bytes"] else "—"
-        table.add_row(r["name"], "yes" if r["loaded"] else "no", memory, _when(r["last_used"]), str(r["active_sequences"]))
+        table.add_row(Text(r["name"]), "yes" if r["loaded"] else "no", memory, _when(r["last_used"]), str(r["active_sequences"]))
     console.print(table)
     if not reachable:
         err_console.print("[dim]daemon not running: load state unknown[/]")
@@ -98,9 +100,9 @@ def _named(name: str) -> str:
 def load(name: str = typer.Argument(..., help="A local model as `models list` names it.")) -> None:
     """Load a local model in the running daemon now."""
     ws = Workspace.open()
-    with console.status(f"loading {name}…"):
+    with console.status(Text(f"loading {name}…")):
         daemon.call(ws.settings, "POST", f"/mlxgw/models/{_named(name)}/load", timeout=600)
-    console.print(f"loaded [bold]{name}[/]", highlight=False)
+    console.print(f"loaded [bold]{escape(name)}[/]", highlight=False)
 
 
 @app.command("unload")
@@ -108,7 +110,7 @@ def unload(name: str = typer.Argument(..., help="A local model as `models list` 
     """Unload a local model from the running daemon."""
     ws = Workspace.open()
     result = daemon.call(ws.settings, "POST", f"/mlxgw/models/{_named(name)}/unload")
-    console.print(f"{name}: {result.get('result')}", highlight=False)
+    console.print(f"{name}: {result.get('result')}", markup=False, highlight=False)
 
 
 @app.command("pull")
@@ -126,6 +128,6 @@ def pull(repo: str = typer.Argument(..., help="A Hugging Face repo id, e.g. mlx-
     except Exception as exc:  # offline, unknown repo, gated repo: one line, the library's own reason
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MlxgwError(f"could not download {repo}: {reason}") from None
-    console.print(f"downloaded [bold]{repo}[/] to {where}", highlight=False)
+    console.print(f"downloaded [bold]{escape(repo)}[/] to {escape(str(where))}", highlight=False)
     if repo not in routing.local_models(load_mappings()):
-        console.print(f"[dim]map it with: mlxgw map add {repo.split('/')[-1]} local --model {repo}[/]", highlight=False)
+        console.print(f"[dim]map it with: mlxgw map add {escape(repo.split('/')[-1])} local --model {escape(repo)}[/]", highlight=False)

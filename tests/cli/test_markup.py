@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import subprocess
+import sys
 import threading
 import time
 
 import openai
+import pexpect
 import pytest
 
-from tests.daemon.helpers import MLXGW
+from tests.daemon.helpers import MLXGW, Daemons, free_port, use_port
 from tests.failover.rig import client, gateway_for
 from tests.fakes.upstream import FakeOpenAI, Reply
 from tests.foundation.helpers import cli
@@ -73,3 +76,41 @@ def test_user_text_in_messages_is_verbatim(monkeypatch):
     out = cli("map", "resolve", "/m").output
     assert "/m matches mapping [/x]*" in out and "local → /m/[red]" in out
     assert "removed mapping [/x]*" in cli("map", "remove", "[/x]*").output
+
+
+def test_names_in_keys_and_models_lists_are_verbatim(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")
+    cli("keys", "create", "[/k]")
+    assert "[/k]" in cli("keys", "list").output
+    cli("map", "add", "q", "local", "-m", "/m/[/x]")
+    assert "/m/[/x]" in cli("models", "list").output
+
+
+@pytest.fixture
+def daemon(mlxgw_home):
+    use_port(free_port())
+    started = Daemons()
+    try:
+        yield started.start()
+    finally:
+        started.teardown()
+
+
+def test_interactive_chat_prints_model_names_and_errors_verbatim(daemon):
+    env = {**os.environ, "TERM": "xterm"}
+    child = pexpect.spawn(
+        sys.executable, [*MLXGW[1:], "chat", "-m", "[/oops]"], env=env, encoding="utf-8", timeout=30, dimensions=(40, 200)
+    )
+    try:
+        # \S* between words: the ANSI codes of the bold and dim styles around the name
+        child.expect(r"chatting with \S*\[/oops\]")
+        child.expect_exact("[/oops]> ")
+        child.sendline("hi")
+        child.expect(r"error:\S* the daemon said: model '\[/oops\]' is not mapped")
+        child.sendline("/model [b]x[/b]")
+        child.expect(r"now talking to \S*\[b\]x\[/b\]")
+        child.sendline("/exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert "Traceback" not in (child.before or "")
