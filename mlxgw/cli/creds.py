@@ -35,7 +35,7 @@ def set_(
     name: str = typer.Argument(..., help="Backend name, e.g. openai, anthropic, groq."),
     btype: str | None = typer.Option(None, "--type", "-t", help="openai or anthropic (default: NAME when it is one of them)."),
     base_url: str | None = typer.Option(None, "--base-url", help="The API base URL, as the official SDK of that type takes it."),
-    no_key: bool = typer.Option(False, "--no-key", help="This backend needs no API key."),
+    no_key: bool = typer.Option(False, "--no-key", help="This backend needs no API key: any stored key (and api_key_env) is dropped."),
 ) -> None:
     """Add or update backend NAME; the key is read from a hidden prompt, or from stdin when piped."""
     btype = btype or (name if name in BACKEND_TYPES else None)
