@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from mlxgw import config
 from tests.daemon.helpers import run_cli
+
+
+def _is_commented_default(text: str) -> bool:
+    return text.startswith("# mlxgw configuration. Edit freely") and "# [backends.openai]" in text and "# [[mappings]]" in text
 
 
 @pytest.mark.parametrize("args", [("config", "path"), ("logs", "-n", "1"), ("service", "--help")])
@@ -14,7 +17,7 @@ def test_first_command_creates_the_commented_default_config(mlxgw_home, args):
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
     path = mlxgw_home / "config.toml"
-    assert path.read_text() == config.DEFAULT_CONFIG
+    assert _is_commented_default(path.read_text())
     if args == ("config", "path"):
         assert result.stdout == f"{path}\n"
 
@@ -24,7 +27,7 @@ def test_config_path_follows_config_option(mlxgw_home, tmp_path):
     result = run_cli("config", "path", "--config", str(target))
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{target}\n"
-    assert target.read_text() == config.DEFAULT_CONFIG
+    assert _is_commented_default(target.read_text())
 
 
 def test_an_existing_config_is_left_alone(mlxgw_home):
