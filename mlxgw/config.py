@@ -60,10 +60,12 @@ request_log_days = 30      # `mlxgw log` and `stats` keep this many days of requ
 # breaker_cooldown_s = 30
 
 [local]
-# The MLX worker that runs local models.
+# The MLX worker that runs local models. Every key here applies live: a running worker takes new
+# limits without a restart (models over a lowered limit are unloaded once idle).
 max_loaded_models = 2
-idle_unload_s = 900
+idle_unload_s = 900          # a model unused this long is unloaded; 0: keep models loaded
 # memory_limit_gb = 16
+# first_byte_timeout_s = 120 # the longest the worker may stay silent on a request (a model load included)
 
 # Cloud backends. `mlxgw creds set openai` adds one for you.
 # [backends.openai]

@@ -9,6 +9,7 @@ the next request.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +23,8 @@ from mlxgw.protocols.common import cannot, capped
 from mlxgw.worker.chat import to_hf_messages, to_hf_tools
 from mlxgw.worker.client import GONE, WorkerProcess, worker_env
 from mlxgw.worker.protocol import event_from_wire
+
+log = logging.getLogger("mlxgw.local")
 
 # Restart delays after consecutive crashes: 0.25 s, 0.5 s, 1 s ... at most 8 s.
 BACKOFF_BASE_S = 0.25
@@ -68,6 +71,7 @@ class LocalBackend:
         self.settings = _settings(settings, overrides)
         self._worker: WorkerProcess | None = None
         self._starting: asyncio.Task[WorkerProcess] | None = None
+        self._configuring: set[asyncio.Task] = set()
         self._crashes = 0  # consecutive, for the backoff; a finished request resets it
         self._died_at = 0.0
         self.restarts = 0
@@ -77,7 +81,28 @@ class LocalBackend:
     async def start(self) -> None:
         await self._ensure_worker()
 
+    def configure(self, **changes: Any) -> None:
+        """New settings (a reloaded config's [local]), applied live: the daemon's own timeouts from
+        the next wait on, the worker's limits sent to the running worker, which takes them as they
+        are (a worker started later gets them at its start)."""
+        old, self.settings = self.settings, replace(self.settings, **changes)
+        worker = self._worker
+        if _worker_limits(self.settings) != _worker_limits(old) and worker is not None and worker.alive:
+            self._send_limits(worker)
+
+    def _send_limits(self, worker: WorkerProcess) -> None:
+        task = asyncio.create_task(self._call({"op": "configure", **_worker_limits(self.settings)}, worker=worker))
+        self._configuring.add(task)
+        task.add_done_callback(self._configured)
+
+    def _configured(self, task: asyncio.Task) -> None:
+        self._configuring.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("the local worker did not take the new [local] settings: %s", task.exception())
+
     async def close(self) -> None:
+        for task in self._configuring:
+            task.cancel()
         if self._starting is not None:
             # A start in progress kills what it spawned when cancelled.
             self._starting.cancel()
@@ -163,6 +188,7 @@ class LocalBackend:
             "running": running,
             "pid": worker.pid if running else None,
             "restarts": self.restarts,
+            "settings": {**_worker_limits(self.settings), "first_byte_timeout_s": self.settings.first_byte_timeout_s},
         }
         if running:
             info.update(await self._call({"op": "status"}, worker=worker))
@@ -220,6 +246,7 @@ class LocalBackend:
         if self._crashes:
             delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (self._crashes - 1))
             await asyncio.sleep(max(0.0, self._died_at + delay - time.monotonic()))
+        limits = _worker_limits(self.settings)
         try:
             worker = await WorkerProcess.spawn(self._argv(), worker_env(self.settings.env))
         except OSError as e:  # e.g. the configured python does not exist
@@ -244,6 +271,8 @@ class LocalBackend:
                 retryable=True,
             ) from e
         self._worker = worker
+        if _worker_limits(self.settings) != limits:
+            self._send_limits(worker)  # the config changed while it started
         return worker
 
     def _argv(self) -> list[str]:
@@ -308,6 +337,15 @@ def refuse_unsupported(request: ChatRequest) -> None:
         )
     if request.logprobs or request.top_logprobs:
         raise cannot("logprobs" if request.logprobs else "top_logprobs", "local models do not return log probabilities yet")
+
+
+def _worker_limits(settings: LocalSettings) -> dict[str, Any]:
+    """The settings the worker process goes by (its command line, or a "configure" frame)."""
+    return {
+        "max_loaded_models": settings.max_loaded_models,
+        "idle_unload_s": settings.idle_unload_s or 0,
+        "memory_limit_gb": settings.memory_limit_gb,
+    }
 
 
 def _settings(settings: Any, overrides: dict[str, Any]) -> LocalSettings:

@@ -45,7 +45,12 @@ def create_app(
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
         local_backend = local if local is not None else _local_backend(workspace.settings, lambda: state.routes.local_models)
         registry = Registry(session, workspace.vault, local=local_backend, extra=backends)
-        state = LiveState(workspace, registry)
+
+        def follow_local(settings: Settings) -> None:
+            local_backend.configure(**_local_options(settings))
+
+        # The MLX backend built here follows [local] live; an injected one keeps its own settings.
+        state = LiveState(workspace, registry, on_settings=follow_local if local is None else None)
         state.load()
         app[SESSION] = session
         app[STATE] = state
@@ -68,14 +73,18 @@ def create_app(
     return app
 
 
-def _local_backend(settings: Settings, models: Callable[[], dict[str, str]]) -> Backend:
+def _local_backend(settings: Settings, models: Callable[[], dict[str, str]]):
     from mlxgw.backends.local import LocalBackend  # the worker client; MLX itself loads only in the worker
 
+    return LocalBackend(models=models, **_local_options(settings))
+
+
+def _local_options(settings: Settings) -> dict:
+    """The config's [local], as the local backend's settings (at start, and at every reload)."""
     local = settings.local
-    return LocalBackend(
-        models=models,
-        max_loaded_models=local.max_loaded_models,
-        memory_limit_gb=local.memory_limit_gb,
-        idle_unload_s=local.idle_unload_s,
-        first_byte_timeout_s=local.policy.first_byte_timeout_s,
-    )
+    return {
+        "max_loaded_models": local.max_loaded_models,
+        "memory_limit_gb": local.memory_limit_gb,
+        "idle_unload_s": local.idle_unload_s,
+        "first_byte_timeout_s": local.policy.first_byte_timeout_s,
+    }

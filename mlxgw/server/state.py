@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 
 from mlxgw.backends.registry import Registry
 from mlxgw.config import MappingSettings, Settings
@@ -22,9 +23,12 @@ log = logging.getLogger("mlxgw.reload")
 
 
 class LiveState:
-    def __init__(self, workspace: Workspace, registry: Registry) -> None:
+    def __init__(
+        self, workspace: Workspace, registry: Registry, *, on_settings: Callable[[Settings], None] | None = None
+    ) -> None:
         self.workspace = workspace
         self.registry = registry
+        self.on_settings = on_settings  # told the settings after every load, e.g. the local backend's [local]
         self.routes = RouteTable([])
         self.client_keys: dict[str, str] = {}
         self.key_last_used: dict[str, float] = {}  # monotonic time each client key was last recorded used
@@ -62,6 +66,8 @@ class LiveState:
                 for redirect in report.redirected:
                     log.warning("%s", redirect)
         self.registry.refresh(self.workspace.settings)
+        if self.on_settings is not None:
+            self.on_settings(self.workspace.settings)
         self.routes = RouteTable(load_mappings())
         self.client_keys = client_keys.hashes()
         self._seen = self._fingerprint()

@@ -64,15 +64,11 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.INFO, stream=sys.stderr, format="mlxgw-worker %(levelname)s %(message)s"
     )
 
-    # mlx is imported here, in the worker process only.
-    import mlx.core as mx
-
+    # mlx is imported here (by the engine and the pool), in the worker process only.
     from mlxgw.worker.engine import Engine
     from mlxgw.worker.pool import ModelPool
 
     gb = 1024**3
-    if args.memory_limit_gb:
-        mx.set_memory_limit(int(args.memory_limit_gb * gb))
     pool = ModelPool(
         max_loaded=args.max_loaded_models,
         idle_unload_s=args.idle_unload_s or None,

@@ -150,6 +150,14 @@ class Engine:
                 self._reply({"id": rid, "result": {"state": self.pool.unload(frame["path"])}})
             elif op == "status":
                 self._reply({"id": rid, "result": self._status()})
+            elif op == "configure":
+                limit_gb = frame["memory_limit_gb"]
+                self.pool.configure(
+                    max_loaded=frame["max_loaded_models"],
+                    idle_unload_s=frame["idle_unload_s"] or None,
+                    memory_limit_bytes=int(limit_gb * 1024**3) if limit_gb else None,
+                )
+                self._reply({"id": rid, "result": self.pool.limits()})
             else:
                 self._error(rid, "invalid_request", f"unknown op {op!r}")
         except ModelUnavailable as e:
@@ -401,6 +409,7 @@ class Engine:
             "active_sequences": len(self._running),
             "loads": self.pool.loads,
             "unloads": self.pool.unloads,
+            "limits": self.pool.limits(),
             "batch": vars(self.stats).copy(),
             "memory": {
                 "active_bytes": mx.get_active_memory(),

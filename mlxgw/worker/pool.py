@@ -140,15 +140,29 @@ class ModelPool:
         prompt_cache_bytes: int,
         prefill_step_size: int = 2048,
     ) -> None:
-        self.max_loaded = max(1, max_loaded)
-        self.idle_unload_s = idle_unload_s
-        self.memory_limit_bytes = memory_limit_bytes
+        self._mlx_memory_limit = mx.get_memory_limit()  # MLX's own, for when the configured one goes
+        self.configure(max_loaded=max_loaded, idle_unload_s=idle_unload_s, memory_limit_bytes=memory_limit_bytes)
         self.prompt_cache_bytes = prompt_cache_bytes
         self.prefill_step_size = prefill_step_size
         self.slots: OrderedDict[str, Slot] = OrderedDict()  # least recently used first
         self._tokenizers: OrderedDict[str, Any] = OrderedDict()
         self.loads = 0
         self.unloads = 0
+
+    def configure(self, *, max_loaded: int, idle_unload_s: float | None, memory_limit_bytes: int | None) -> None:
+        """The limits, at start or changed live: idle models beyond new, lower ones are unloaded at
+        once, busy ones as soon as they are idle."""
+        self.max_loaded = max(1, max_loaded)
+        self.idle_unload_s = idle_unload_s
+        self.memory_limit_bytes = memory_limit_bytes
+        mx.set_memory_limit(memory_limit_bytes or self._mlx_memory_limit)
+
+    def limits(self) -> dict[str, Any]:
+        return {
+            "max_loaded_models": self.max_loaded,
+            "idle_unload_s": self.idle_unload_s or 0,
+            "memory_limit_bytes": self.memory_limit_bytes,
+        }
 
     def get(self, path: str) -> Slot | None:
         slot = self.slots.get(path)
@@ -204,11 +218,16 @@ class ModelPool:
             self._drop(slot.path)
 
     def evict_idle(self, now: float) -> None:
-        if self.idle_unload_s is None:
-            return
-        for path, slot in list(self.slots.items()):
-            if not slot.active and now - slot.last_used > self.idle_unload_s:
-                self._drop(path)
+        """Unload the models idle for longer than idle_unload_s, and idle ones over the limits."""
+        if self.idle_unload_s is not None:
+            for path, slot in list(self.slots.items()):
+                if not slot.active and now - slot.last_used > self.idle_unload_s:
+                    self._drop(path)
+        while len(self.slots) > self.max_loaded and self._evict_one():
+            pass
+        limit = self.memory_limit_bytes
+        while limit is not None and self.loaded_bytes() > limit and self._evict_one():
+            pass
 
     def tokenizer(self, path: str):
         """The tokenizer of `path`, without loading the weights when the model is not loaded."""
