@@ -111,5 +111,6 @@ def remove(name: str = typer.Argument(..., help="The backend to remove.")) -> No
 def rotate_key() -> None:
     """Re-encrypt every stored key under a new secret key (all or nothing)."""
     ws = open_workspace()
-    count = credentials.rotate(ws.vault)
+    with home_lock():  # one rotation at a time, and no sync encrypting a key halfway through one
+        count = credentials.rotate(ws.vault)
     console.print(f"re-encrypted {count} credential(s) under a new secret key", highlight=False)

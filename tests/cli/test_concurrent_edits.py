@@ -10,7 +10,9 @@ from mlxgw import paths
 from mlxgw.store import client_keys, credentials
 from mlxgw.store.database import open_db
 from mlxgw.store.mappings import load_mappings
+from mlxgw.vault import Vault
 from tests.daemon.helpers import MLXGW
+from tests.foundation.helpers import cli
 
 
 def test_twenty_parallel_writing_commands(mlxgw_home):
@@ -56,3 +58,21 @@ def test_twenty_parallel_writing_commands(mlxgw_home):
     assert {m.pattern: m.model for m in load_mappings()} == mapped
     assert [c.backend for c in credentials.listing()] == ["up"]
     assert [k.name for k in client_keys.listing()] == ["k"]
+
+
+def test_parallel_key_rotations_keep_every_key_readable(mlxgw_home):
+    for name in ("a", "b"):
+        cli("creds", "set", name, "--type", "openai", "--base-url", "http://127.0.0.1:9/v1", input=f"sk-test-rotate-{name}-0001\n")
+    procs = [subprocess.Popen([*MLXGW, "creds", "rotate-key"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(10)]
+    try:
+        results = [proc.communicate(timeout=60) + (proc.returncode,) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    for out, err, rc in results:
+        assert rc == 0 and "Traceback" not in err, err
+        assert "re-encrypted 2 credential(s)" in out
+    open_db(paths.db_path())
+    vault = Vault()
+    assert [credentials.get_key(n, vault) for n in ("a", "b")] == ["sk-test-rotate-a-0001", "sk-test-rotate-b-0001"]
