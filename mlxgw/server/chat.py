@@ -19,7 +19,7 @@ from mlxgw.errors import GatewayError
 from mlxgw.server.guard import read_body
 from mlxgw.server.keepalive import KeepAlive
 from mlxgw.server.keys import DISPATCHER, REQUEST_LOG, SETTINGS, STATE
-from mlxgw.server.middleware import TRIED, protocol_name, request_id, wire_for
+from mlxgw.server.middleware import TRIED, internal_error, protocol_name, request_id, wire_for
 
 log = logging.getLogger("mlxgw.server")
 
@@ -165,17 +165,22 @@ async def _stream(
     keepalive = KeepAlive(request, interval, renderer.ping, {**SSE_HEADERS, "request-id": rid, "x-request-id": rid})
     try:
         opened = await keepalive.wait(opening)
-    except GatewayError as err:
+    except ConnectionError:
+        ledger.error_kind = "client_disconnected"
+        return keepalive.response
+    except Exception as exc:
         if keepalive.response is None:
             raise  # nothing sent yet: the real HTTP status
         # The keep-alives committed a 200 before any backend answered: the failure is an error event.
+        if isinstance(exc, GatewayError):
+            err = exc
+        else:
+            log.exception("stream %s broke before its answer started", rid)
+            err = internal_error()
         ledger.failed(err, before_first_byte=False)
         with contextlib.suppress(ConnectionError):
             await keepalive.response.write(renderer.error(err))
             await keepalive.response.write_eof()
-        return keepalive.response
-    except ConnectionError:
-        ledger.error_kind = "client_disconnected"
         return keepalive.response
     try:
         response = await keepalive.start(_answer_headers(request, opened, ledger.attempts))
@@ -222,7 +227,7 @@ async def _relay(
         # A gateway bug: the status line is sent, so the stream ends in its own protocol; the
         # traceback goes to the daemon's log, never to the client.
         log.exception("stream %s broke after its first byte", request_id(request))
-        failure = GatewayError("api_error", "internal gateway error (see the daemon's log)")
+        failure = internal_error()
     if failure is not None:
         ledger.failed(failure, before_first_byte=False)
         await response.write(renderer.error(failure))

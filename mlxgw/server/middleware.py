@@ -93,6 +93,11 @@ def _as_gateway_error(request: web.Request, exc: Exception) -> GatewayError:
         }.get(exc.status, exc.reason)
         return GatewayError(kind, message, status=exc.status)
     log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return internal_error()
+
+
+def internal_error() -> GatewayError:
+    """What a client is told of a gateway bug: the traceback stays in the daemon's log."""
     return GatewayError("api_error", "internal gateway error (see the daemon's log)")
 
 

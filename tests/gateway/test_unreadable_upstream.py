@@ -4,6 +4,7 @@ an error event and a clean close; never a 500, never a second answer inside the 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import logging
@@ -295,11 +296,21 @@ class BreaksMidAnswer:
         pass
 
 
+class BreaksBeforeAnswering(BreaksMidAnswer):
+    """Slow to start (the keep-alives commit the answer meanwhile), then fails with a bug."""
+
+    async def stream(self, request: ChatRequest, model: str) -> AsyncIterator:
+        await asyncio.sleep(0.5)
+        raise RuntimeError("secret internal detail")
+        yield
+
+
 @pytest.mark.parametrize("client", ["openai", "anthropic"])
-async def test_any_exception_after_the_first_byte_is_an_error_event_and_a_clean_close(client, caplog):
-    write_config({"po": ("openai", "http://127.0.0.1:9/v1", {})}, [{"pattern": "m", "backend": "po"}])
+@pytest.mark.parametrize("backend", [BreaksMidAnswer, BreaksBeforeAnswering], ids=["mid-answer", "after-keepalives"])
+async def test_any_exception_after_the_first_byte_is_an_error_event_and_a_clean_close(client, backend, caplog):
+    write_config({"po": ("openai", "http://127.0.0.1:9/v1", {})}, [{"pattern": "m", "backend": "po"}], {"keepalive_s": 0.1})
     workspace = Workspace.open()
-    app = create_app(workspace.settings, workspace=workspace, backends={"po": BreaksMidAnswer()})
+    app = create_app(workspace.settings, workspace=workspace, backends={"po": backend()})
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
     try:
@@ -308,7 +319,7 @@ async def test_any_exception_after_the_first_byte_is_an_error_event_and_a_clean_
             r = await post(url + PATHS[client], request_body(client, "m", True), headers=HEADERS[client])
         assert r.status == 200
         assert judge(client, r.status, r.body) == "error_event", r.body
-        assert b"partial" in r.body
+        assert (b"partial" in r.body) == (backend is BreaksMidAnswer)
         assert b"HTTP/1.1" not in r.body and b"secret" not in r.body and b"Traceback" not in r.body
         logged = [rec for rec in caplog.records if rec.exc_info and isinstance(rec.exc_info[1], RuntimeError)]
         assert logged, "the traceback belongs in the daemon's log"
