@@ -285,7 +285,10 @@ class StreamRenderer:
 
     def ping(self) -> bytes:
         """A keep-alive, e.g. during a long prefill; clients ignore it. A `ping` event may only follow
-        message_start, which waits for the real input token count: before it, an SSE comment."""
+        message_start, which waits for the real input token count: before it, an SSE comment. After
+        message_stop or an error, nothing."""
+        if self._finished or self._failed:
+            return b""
         return self._event({"type": "ping"}) if self._started else KEEPALIVE
 
     def error(self, err: GatewayError) -> bytes:

@@ -166,6 +166,8 @@ async def _stream(
     try:
         opened = await keepalive.wait(opening)
     except ConnectionError:
+        if keepalive.response is None:
+            raise  # not the client's connection: nothing was written to it yet
         ledger.error_kind = "client_disconnected"
         return keepalive.response
     except Exception as exc:
