@@ -125,14 +125,6 @@ async def auth(request: web.Request, handler) -> web.StreamResponse:
     return await handler(request)
 
 
-KEY_USE_RESOLUTION_S = 60.0  # `keys list` shows last use to the minute: no write per request
-
-
-def _note_use(last_used: dict[str, float], name: str) -> None:
-    now = time.monotonic()
-    if now - last_used.get(name, -KEY_USE_RESOLUTION_S) >= KEY_USE_RESOLUTION_S:
-        last_used[name] = now
-        client_keys.touch(name)
 def presented_key(request: web.Request) -> str:
     """The client key in `x-api-key` or `Authorization: Bearer`, or ""."""
     presented = request.headers.get("x-api-key") or ""
@@ -148,3 +140,11 @@ def has_valid_key(request: web.Request) -> bool:
     return bool(known and presented and client_keys.match(presented, known) is not None)
 
 
+KEY_USE_RESOLUTION_S = 60.0  # `keys list` shows last use to the minute: no write per request
+
+
+def _note_use(last_used: dict[str, float], name: str) -> None:
+    now = time.monotonic()
+    if now - last_used.get(name, -KEY_USE_RESOLUTION_S) >= KEY_USE_RESOLUTION_S:
+        last_used[name] = now
+        client_keys.touch(name)
