@@ -55,6 +55,7 @@ request_log_days = 30      # `mlxgw log` and `stats` keep this many days of requ
 # connect_timeout_s = 10
 # first_byte_timeout_s = 120
 # idle_timeout_s = 120
+# answer_timeout_s = 300   # a non-streamed answer, which arrives only once fully generated
 # max_tries = 2
 # breaker_failures = 5
 # breaker_cooldown_s = 30
@@ -96,6 +97,9 @@ class Policy:
     connect_timeout_s: float = 10.0
     first_byte_timeout_s: float = 120.0
     idle_timeout_s: float = 120.0
+    # A non-streamed answer arrives whole, only once it is fully generated: the longest that may take
+    # before the backend counts as hung and the chain moves on (never a second generation there).
+    answer_timeout_s: float = 300.0
     max_tries: int = 2
     breaker_failures: int = 5
     breaker_cooldown_s: float = 30.0

@@ -25,7 +25,7 @@ from mlxgw.backends.registry import Registry
 from mlxgw.breaker import Breaker, Breakers, Permit
 from mlxgw.canonical import ChatRequest, Progress
 from mlxgw.config import LOCAL, Policy, Settings
-from mlxgw.errors import GatewayError, UpstreamError
+from mlxgw.errors import GatewayError, Unsupported, UpstreamError
 
 log = logging.getLogger("mlxgw.dispatch")
 
@@ -179,6 +179,7 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings().server.request_deadline_s
         last: UpstreamError | None = None
+        unsupported: Unsupported | None = None
         try:
             async with asyncio.timeout_at(deadline):
                 for attempt in route.chain:
@@ -186,6 +187,10 @@ class Dispatcher:
                     trace.append(record)
                     try:
                         return await self._attempt(record, deadline, one_try, max_tries)
+                    except Unsupported as exc:
+                        record.error = "unsupported"
+                        unsupported = unsupported or exc
+                        log.info("%s:%s cannot take this request (%s); moving on", attempt.backend, attempt.model, exc.message)
                     except UpstreamError as exc:
                         record.error = exc.code or exc.kind
                         last = exc
@@ -203,7 +208,9 @@ class Dispatcher:
             raise UpstreamError(
                 "timeout", f"no backend answered within the request deadline ({self.settings().server.request_deadline_s:g} s)"
             ) from None
-        assert last is not None
+        if last is None:  # no backend of the chain can do what the request asks
+            assert unsupported is not None
+            raise unsupported
         if len(trace) == 1:
             raise _client_facing(last)
         tried = ", ".join(f"{a.backend}:{a.model} ({a.error})" for a in trace)
@@ -264,19 +271,20 @@ async def _paced(
     Until the first meaningful item, a stream may be silent for first_byte_timeout_s at a time: any
     item, `Progress` included, proves the backend alive and restarts that wait, so a long prefill that
     reports progress is never cut off. After it, idle_timeout_s. A whole (non-streamed) answer comes
-    in one piece only once it is fully generated, so only the deadline bounds the wait for its first
+    in one piece only once it is fully generated, so answer_timeout_s bounds the wait for its first
     item, and idle_timeout_s the waits after; such an answer that times out is not retried on the
     same backend (`ANSWER_TIMEOUT`). `Progress` items stop here: they have nothing to send.
     """
     loop = asyncio.get_running_loop()
     stream = source.__aiter__()
+    answer_by = loop.time() + policy.answer_timeout_s
     started = heard = False
     try:
         while True:
             if started or (whole and heard):
                 limit = loop.time() + policy.idle_timeout_s
             else:
-                limit = deadline if whole else loop.time() + policy.first_byte_timeout_s
+                limit = answer_by if whole else loop.time() + policy.first_byte_timeout_s
             limit = min(deadline, limit)
             try:
                 async with asyncio.timeout_at(limit):
@@ -286,6 +294,8 @@ async def _paced(
             except TimeoutError:
                 if limit == deadline:
                     what = "the request deadline passed"
+                elif whole and not heard:
+                    what = f"no answer within {policy.answer_timeout_s:g} s"
                 elif started or whole:
                     what = f"it went silent for {policy.idle_timeout_s:g} s"
                 else:

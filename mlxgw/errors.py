@@ -85,6 +85,14 @@ class GatewayError(MlxgwError):
         self.code = code
 
 
+class Unsupported(GatewayError):
+    """The backend an attempt would use cannot honour a field of the request (a 400 naming it): the
+    dispatcher moves on to the next backend of the chain, and answers this only if none can."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__("invalid_request", message, param=param, code="unsupported_by_backend")
+
+
 class UpstreamError(GatewayError):
     """A backend failed. `retryable` says whether another try or another backend may succeed."""
 

@@ -15,7 +15,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from mlxgw.canonical import FinishReason, Message, ToolResultPart
-from mlxgw.errors import STATUS_BY_KIND, ErrorKind, GatewayError, UpstreamError, kind_for_status
+from mlxgw.errors import STATUS_BY_KIND, ErrorKind, GatewayError, Unsupported, UpstreamError, kind_for_status
 
 log = logging.getLogger("mlxgw.protocols")
 
@@ -268,9 +268,10 @@ def lowest(*ceilings: int | None) -> int | None:
     return min(known) if known else None
 
 
-def cannot(param: str, message: str) -> GatewayError:
-    """A 400 for a field the target backend cannot honour: refused by name, never silently dropped."""
-    return invalid(f"`{param}`: {message}", param)
+def cannot(param: str, message: str) -> Unsupported:
+    """A field the target backend cannot honour: refused by name, never silently dropped (the chain
+    may still have a backend that can)."""
+    return Unsupported(param, f"`{param}`: {message}")
 
 
 def str_list(value: Any, param: str) -> list[str]:

@@ -16,8 +16,8 @@ import pytest
 from pydantic import BaseModel
 
 from mlxgw.worker.demo import build_demo_model
-from tests.failover.rig import write_config
-from tests.fakes.upstream import Reply
+from tests.failover.rig import gateway_for, write_config
+from tests.fakes.upstream import FakeOpenAI, Reply
 from tests.gateway.conftest import start_gateway
 from tests.gateway.helpers import ANTHROPIC_HEADERS, OPENAI_HEADERS, post
 
@@ -267,3 +267,26 @@ async def test_the_local_worker_refuses_anthropic_structured_outputs(local_url):
             await client.messages.parse(model="demo", max_tokens=8, messages=USER, output_format=Weather)
     assert "output_config.format" in caught.value.body["error"]["message"], caught.value.body
     assert not await worker_running(local_url)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"response_format": {"type": "json_schema", "json_schema": {"name": "w", "schema": Weather.model_json_schema()}}},
+        {"logprobs": True, "top_logprobs": 2},
+    ],
+    ids=["json_schema", "logprobs"],
+)
+async def test_what_the_local_model_cannot_do_goes_to_a_fallback_that_can(demo_dir, fields):
+    async with FakeOpenAI(Reply(text=ANSWER)) as up:
+        backends = {"oa": ("openai", up.url, {})}
+        mappings = [{"pattern": "demo", "backend": "local", "model": str(demo_dir), "fallbacks": ["oa:gpt-4o"]}]
+        async with gateway_for(backends, mappings) as url:
+            client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0)
+            async with client:
+                r = await client.chat.completions.with_raw_response.create(model="demo", messages=USER, **fields)
+            assert r.headers["x-mlxgw-backend"] == "oa:gpt-4o"
+            assert r.parse().choices[0].message.content == ANSWER
+            assert not await worker_running(url)
+    sent = up.requests[0].json
+    assert all(sent[k] == v for k, v in fields.items())

@@ -45,3 +45,16 @@ async def test_an_answer_is_bounded_by_the_request_deadline_and_asked_once():
     assert status == 504
     assert "request deadline" in json.loads(body)["error"]["message"]
     assert len(primary.requests) == 1
+
+
+async def test_a_hung_answer_moves_on_after_the_answer_timeout_without_a_retry():
+    hung = Reply(hang=True)  # not even headers: a wedged upstream, or an answer far too slow
+    async with FakeOpenAI(hung, hung) as primary, FakeAnthropic(Reply(text="from the fallback")) as backup:
+        policy = {**FAST, "answer_timeout_s": 0.5}
+        backends = {"p": ("openai", primary.url, policy), "b": ("anthropic", backup.url, FAST)}
+        async with gateway_for(backends, [{"pattern": "m", "backend": "p", "fallbacks": ["b:claude-x"]}]) as url:
+            r = await client(url).chat.completions.with_raw_response.create(model="m", messages=MSG)
+            assert r.parse().choices[0].message.content == "from the fallback"
+            attempts = json.loads((await _flushed_rows())[-1].attempts)
+    assert len(primary.requests) == 1
+    assert attempts[0] == {"backend": "p", "model": "m", "tries": 1, "error": "answer_timeout"}
