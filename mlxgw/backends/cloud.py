@@ -111,6 +111,10 @@ class CloudBackend:
                             yield ev
                     if failure is not None:
                         raise failure
+                    if parser.done:
+                        # The answer is whole: an upstream slow to close must not hold it back (or
+                        # time it out into an error after its end).
+                        break
                 tail = parser.end()  # an OpenAI Finish held back for a usage chunk that never came
                 if tail:
                     if passthrough:

@@ -91,6 +91,7 @@ class StreamParser:
 
     def __init__(self) -> None:
         self.finished = False
+        self.done = False  # message_stop came: nothing follows, however long the upstream keeps the connection
         self._blocks: dict[Any, _Block] = {}
         self._tools = 0
 
@@ -132,7 +133,7 @@ class StreamParser:
                 self.finished = True
             return events
         if kind == "message_stop":
-            self.finished = True
+            self.finished = self.done = True
         return []
 
     def end(self) -> list[Event]:

@@ -93,6 +93,7 @@ class StreamParser:
 
     def __init__(self) -> None:
         self.finished = False
+        self.done = False  # `[DONE]` came: nothing follows, however long the upstream keeps the connection
         self._started = False
         self._calls: dict[int, int] = {}  # OpenAI tool-call index → canonical index
         self._open: list[int] = []
@@ -100,6 +101,7 @@ class StreamParser:
 
     def feed(self, event: str | None, data: str) -> list[Event]:
         if data.strip() == "[DONE]":
+            self.done = True
             return self._complete()
         try:
             chunk = json.loads(data)

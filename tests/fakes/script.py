@@ -107,6 +107,7 @@ class Reply:
     malformed: bool = False  # 200 with a body / SSE frame that is not valid JSON
     error_event_after_chunks: int | None = None  # stream: N frames, then an in-stream error frame
     raw: bytes | list[bytes] | None = None  # exactly these bytes: a whole JSON body, or these SSE frames
+    linger_s: float = 0.0  # stream: after the last frame, keep the connection open this long before ending it
 
     @property
     def is_error(self) -> bool:
@@ -455,6 +456,7 @@ class FakeUpstream:
             if i and delay:
                 await self._sleep(delay)
             await resp.write(frame)
+        await self._sleep(reply.linger_s)
         await resp.write_eof()
         return resp
 
