@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from mlxgw.cli.output import console, err_console
+from mlxgw.cli.output import console, err_console, printable
 from mlxgw.errors import MlxgwError
 
 COMMANDS = """\
@@ -109,7 +109,7 @@ def _interactive(client, conversation, names: list[str], max_tokens: int | None,
         except KeyboardInterrupt:
             err_console.print("[dim]cancelled[/]")
         except MlxgwError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(printable(str(exc)))}", highlight=False, soft_wrap=True)
 
 
 _EXIT = object()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any, NoReturn
 
@@ -15,9 +16,19 @@ from mlxgw.workspace import Workspace
 console = Console()
 err_console = Console(stderr=True)
 
+# C0 controls but tab and newline, DEL and C1: rich prints them as they are, and ESC starts
+# sequences that recolour, clear or retitle the user's terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text from outside (an upstream's error, a logged request) with its control characters shown
+    escaped (`\\x1b`), so printing it cannot drive the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(printable(message))}", highlight=False, soft_wrap=True)
     sys.exit(code)
 
 

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from mlxgw.cli.output import console, open_workspace
+from mlxgw.cli.output import console, open_workspace, printable
 from mlxgw.errors import MlxgwError
 from mlxgw.store import request_log
 from mlxgw.store.models import RequestLog, utcnow
@@ -53,11 +53,12 @@ def _print_rows(rows: list[RequestLog], as_json: bool, table: Table | None) -> N
         tried = " → ".join(f"{a['backend']}({a['error']})" for a in json.loads(r.attempts) if a["error"])
         tokens = f"{r.input_tokens or 0}/{r.output_tokens or 0}" if r.input_tokens or r.output_tokens else "—"
         style = "red" if r.status >= 400 or r.error_kind else None
-        cells = (
+        cells = tuple(printable(c) for c in (
             r.time.strftime("%H:%M:%S"), r.protocol, r.requested_model, served, tried or "—", str(r.status),
             f"{r.latency_ms:.0f}" if r.latency_ms is not None else "—", tokens, r.error_kind or "",
-        )
-        # Model names come from clients: "[/oops]" is text to show, not rich markup to interpret.
+        ))
+        # Model names come from clients, error codes from upstreams: "[/oops]" is text to show, not
+        # rich markup to interpret, and an escape sequence is shown escaped, not sent to the terminal.
         if table:
             table.add_row(*(Text(c) for c in cells), style=style)
         else:

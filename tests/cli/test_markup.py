@@ -15,7 +15,7 @@ import openai
 import pexpect
 import pytest
 
-from tests.daemon.helpers import MLXGW, Daemons, free_port, use_port
+from tests.daemon.helpers import MLXGW, Daemons, free_port, run_cli, upstream_in_thread, use_port
 from tests.failover.rig import client, gateway_for
 from tests.fakes.upstream import FakeOpenAI, Reply
 from tests.foundation.helpers import cli
@@ -114,3 +114,47 @@ def test_interactive_chat_prints_model_names_and_errors_verbatim(daemon):
     finally:
         child.close(force=True)
     assert "Traceback" not in (child.before or "")
+
+
+# An upstream's error `code` and message reach the request log and the CLI's error lines: escape
+# sequences in them (a title change, a cleared screen, colours) must not reach the user's terminal.
+HOSTILE_CODE = "x\x1b[31mred\x1b[0m"
+HOSTILE_MESSAGE = "bad \x1b]0;pwned\x07 request\x1b[2J"
+
+
+async def test_control_characters_from_an_upstream_never_reach_the_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")
+    refusal = Reply(status=400, error_code=HOSTILE_CODE, error_message=HOSTILE_MESSAGE)
+    async with FakeOpenAI(refusal) as up:
+        async with gateway_for({"up": ("openai", up.url, {})}, [{"pattern": "gpt-*", "backend": "up"}]) as url:
+            with pytest.raises(openai.BadRequestError) as raised:
+                await client(url).chat.completions.create(model="gpt-4o", messages=MSG)
+    assert raised.value.code == HOSTILE_CODE  # the client gets the upstream's error as it was
+    table = cli("log").output
+    assert "\x1b" not in table and "x\\x1b[31mred" in table
+    proc = subprocess.run([*MLXGW, "log", "-n", "5"], capture_output=True, text=True, timeout=30)
+    assert "\x1b" not in proc.stdout and "x\\x1b[31mred" in proc.stdout
+    # `log -f` prints lines without the table: the same cells, escaped the same way
+    follow = subprocess.Popen([*MLXGW, "log", "-f", "-n", "5"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = follow.stdout.readline()
+    finally:
+        follow.terminate()
+        follow.communicate(timeout=10)
+    assert "gpt-4o" in line and "\x1b" not in line and "x\\x1b[31mred" in line
+
+
+def test_a_daemon_error_line_shows_control_characters_escaped(mlxgw_home):
+    refusal = Reply(status=400, error_message=HOSTILE_MESSAGE)
+    use_port(free_port())
+    started = Daemons()
+    with upstream_in_thread(refusal) as up:
+        cli("creds", "set", "up", "--type", "openai", "--base-url", up.url, "--no-key")
+        cli("map", "add", "gpt-*", "up")
+        try:
+            started.start()
+            result = run_cli("chat", "-m", "gpt-4o", "hi")
+        finally:
+            started.teardown()
+    assert result.returncode == 1
+    assert "\x1b" not in result.stderr and "bad \\x1b]0;pwned\\x07 request\\x1b[2J" in result.stderr
