@@ -75,7 +75,7 @@ class CloudBackend:
         """The model ids the upstream offers (its /models list)."""
         async with self.upstream.get(self._url(self.models_path), self.headers(_NO_REQUEST, False), self.wire.error_from_upstream) as resp:
             raw = await read_body(resp, self.name)
-        with reading(self.name):
+        with reading(self.name, self.upstream.key()):
             listing = _json(raw)
             models = listing.get("data") if isinstance(listing, dict) else None
             if not isinstance(models, list):
@@ -96,7 +96,7 @@ class CloudBackend:
             elif request.stream:
                 parser = self.wire.StreamParser()
                 async for frames in sse_frames(resp, self.name):
-                    raws, events, failure = _read_frames(self.name, parser, frames)
+                    raws, events, failure = _read_frames(self.name, self.upstream.key(), parser, frames)
                     if passthrough:
                         if raws:
                             yield RawFrame(raws, events)
@@ -134,26 +134,34 @@ class CloudBackend:
                         yield ev
 
     def _events(self, raw: bytes) -> list:
-        with reading(self.name):
+        with reading(self.name, self.upstream.key()):
             return self.wire.events_from_response(_json(raw))
 
 
 @contextmanager
-def reading(backend: str) -> Iterator[None]:
+def reading(backend: str, key: str | None) -> Iterator[None]:
     """Around every read of an upstream's data: what mlxgw cannot read is a bad gateway that another
-    try or another backend may mend, never an exception that escapes as a 500 or a broken stream."""
+    try or another backend may mend, never an exception that escapes as a 500 or a broken stream.
+    The backend's `key` is masked in what reaches the client, as in an HTTP error's body."""
     try:
         yield
     except UnreadableUpstream as exc:
-        raise UpstreamError("bad_gateway", f"backend {backend}: {exc.message}", backend=backend, retryable=True) from None
+        message = _redact(exc.message, key)
+        raise UpstreamError("bad_gateway", f"backend {backend}: {message}", backend=backend, retryable=True) from None
     except UpstreamError as exc:  # an error the upstream itself reported inside its answer
         exc.backend = exc.backend or backend
+        exc.message = _redact(exc.message, key)
+        exc.args = (exc.message,)
         raise
     except Exception as exc:
         log.warning("backend %s sent data mlxgw cannot read", backend, exc_info=True)
         raise UpstreamError(
             "bad_gateway", f"backend {backend} sent data mlxgw cannot read ({type(exc).__name__})", backend=backend, retryable=True
         ) from None
+
+
+def _redact(text: str, key: str | None) -> str:
+    return text.replace(key, "[redacted]") if key else text
 
 
 def _json(raw: bytes | str):
@@ -164,7 +172,7 @@ def _json(raw: bytes | str):
 
 
 def _read_frames(
-    backend: str, parser, frames: list[SSEEvent]
+    backend: str, key: str | None, parser, frames: list[SSEEvent]
 ) -> tuple[bytes, list, UpstreamError | None]:
     """Parse one read's frames in order. Every frame is read, relayed ones too: a frame mlxgw
     cannot read, like an error frame, stops there, keeping what came before it."""
@@ -174,7 +182,7 @@ def _read_frames(
         raw = frame.raw
         try:
             if frame.data:
-                with reading(backend):
+                with reading(backend, key):
                     events.extend(parser.feed(frame.event, frame.data))
         except UpstreamError as exc:
             return b"".join(raws), events, exc
@@ -233,7 +241,7 @@ class AnthropicBackend(CloudBackend):
         raw_body = json.dumps(body, ensure_ascii=False).encode()
         async with self.upstream.post(url, raw_body, self.headers(request, passthrough), self.wire.error_from_upstream) as resp:
             raw = await read_body(resp, self.name)
-        with reading(self.name):
+        with reading(self.name, self.upstream.key()):
             body = _json(raw)
             count = body.get("input_tokens") if isinstance(body, dict) else None
             if not is_int(count) or count < 0:

@@ -67,6 +67,40 @@ async def test_backend_key_never_leaves_the_vault(tmp_path: Path):
         assert any(b"[redacted]" in body for _, _, body in seen), "the echoing upstream's message arrives, redacted"
 
 
+def _sse(*payloads: dict) -> list[bytes]:
+    return [b"data: " + json.dumps(p).encode() + b"\n\n" for p in payloads]
+
+
+_CHUNK = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+_ECHO = {"error": {"message": f"Incorrect API key provided: {SECRET}", "type": "invalid_request_error", "code": None}}
+
+
+async def test_backend_key_echoed_inside_an_answer_never_reaches_the_client(tmp_path: Path):
+    """Errors an upstream reports inside a 200 (an SSE error frame before or after the first byte, an
+    error object as the whole body) are redacted like those with an HTTP error status."""
+    text = {**_CHUNK, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "hi"}, "finish_reason": None}]}
+    replies = [
+        Reply(raw=_sse(text, _ECHO)),  # after the first byte: an error event
+        Reply(raw=_sse(_ECHO)),  # before it: an HTTP error
+        Reply(raw=json.dumps(_ECHO).encode()),  # a whole answer that is an error
+    ]
+    async with FakeOpenAI(*[r for r in replies for _ in ("openai", "anthropic")], require_key=SECRET) as up:
+        config = {"backends": {"oa": {"type": "openai", "base_url": up.url, "api_key": SECRET, "max_tries": 1}},
+                  "mappings": [{"pattern": "m", "backend": "oa"}]}
+        async with daemon(tmp_path, **config) as gw, aiohttp.ClientSession() as session:
+            seen = []
+            for stream in (True, True, False):
+                for path in ("/v1/chat/completions", "/v1/messages"):
+                    body = {"model": "m", "messages": MSG, "max_tokens": 10, "stream": stream}
+                    async with session.post(gw.url + path, json=body, headers=ANTHROPIC_HEADERS) as r:
+                        seen.append((r.status, await r.read()))
+    assert len(up.requests) == 6
+    assert [status for status, _ in seen] == [200, 200, 400, 400, 400, 400]
+    for status, body in seen:
+        assert SECRET not in body.decode(errors="replace"), (status, body[:300])
+        assert b"Incorrect API key provided: [redacted]" in body, (status, body[:300])
+
+
 async def test_client_key_required_once_one_exists(tmp_path: Path):
     async with FakeOpenAI() as up:
         config = {"backends": {"oa": {"type": "openai", "base_url": up.url}}, "mappings": [{"pattern": "m", "backend": "oa"}]}
