@@ -115,8 +115,9 @@ def host_accepted(name: str, bound: str, server: ServerSettings) -> bool:
     except ValueError:
         ip = None
     if ip is not None:
-        # An IP literal cannot be rebound; on a specific address only it and loopback reach us.
-        return ip.is_loopback or wildcard or name == bound.strip("[]").lower()
+        # An IP literal cannot be rebound; on a specific address only it, loopback and the
+        # allow-listed ones (kept normalised, as `str(ip)` spells them) reach us.
+        return ip.is_loopback or wildcard or name == bound.strip("[]").lower() or str(ip) in server.allowed_hosts
     if name == bound.lower().rstrip(".") or (wildcard and name in machine_names()):
         return True
     return any(name == p or (p.startswith("*.") and name.endswith(p[1:])) for p in server.allowed_hosts)

@@ -100,6 +100,21 @@ async def test_allowed_hosts_are_picked_up_from_the_config_without_restart():
         assert (await gw.call("GET", "/health", headers={"host": "example.com.evil"})).status == 421
 
 
+async def test_ip_addresses_in_allowed_hosts_are_accepted():
+    """A proxy on the LAN that keeps the Host it was called by (http://192.0.2.7/ → 127.0.0.1:8421)."""
+    async with gateway() as gw:
+        set_server_option('allowed_hosts = ["192.0.2.7", "2001:db8::1"]')
+
+        async def accepted():
+            return (await gw.call("GET", "/health", headers={"host": "192.0.2.7"})).status == 200
+
+        await eventually(accepted, timeout=5)
+        for host in ["192.0.2.7:80", "[2001:db8::1]", "[2001:DB8:0::1]:8080"]:
+            r = await gw.call("POST", PATHS["openai"], headers={"host": host})
+            assert r.status == 200, (host, r.body)
+        assert (await gw.call("GET", "/health", headers={"host": "192.0.2.8"})).status == 421
+
+
 @pytest.mark.parametrize("origin", [EVIL, "null", "http://localhost:3000"])
 async def test_a_browser_origin_that_is_not_allowed_is_refused(origin):
     async with gateway() as gw:
