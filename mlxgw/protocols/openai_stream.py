@@ -96,6 +96,8 @@ class StreamParser:
         self.done = False  # `[DONE]` came: nothing follows, however long the upstream keeps the connection
         self._started = False
         self._calls: dict[int, int] = {}  # OpenAI tool-call index → canonical index
+        self._ids: dict[int, str | None] = {}  # OpenAI tool-call index → the id its call started with
+        self._call_count = 0
         self._open: list[int] = []
         self._pending: Finish | None = None
 
@@ -168,8 +170,11 @@ class StreamParser:
             index = len(self._calls) if call_id or not self._calls else max(self._calls)
         function = typed_field(call, "function", dict, where) or {}
         events: list[Event] = []
-        if index not in self._calls:
-            canonical = self._calls[index] = len(self._calls)
+        # A new id at an index in use is a new call: some servers send every parallel call as index 0.
+        if index not in self._calls or (call_id and self._ids[index] not in (None, call_id)):
+            canonical = self._calls[index] = self._call_count
+            self._call_count += 1
+            self._ids[index] = call_id
             self._open.append(canonical)
             name = typed_field(function, "name", str, where + "function.")
             events.append(ToolCallStart(canonical, call_id or new_id("call_"), name or ""))

@@ -135,6 +135,26 @@ def test_interleaved_openai_tool_calls_become_consecutive_anthropic_blocks(anthr
     assert message.usage.cache_read_input_tokens == 30
 
 
+def test_parallel_tool_calls_that_all_say_index_0_stay_separate_calls(anthropic_sdk):
+    """Some OpenAI-compatible servers send each parallel call whole under `index: 0`: a new id is a new
+    call, not more arguments for the first (which would reach the client as `{...}{...}`)."""
+    payload = (
+        chunk({"role": "assistant", "content": ""})
+        + chunk(call(0, "call_w", "weather", '{"city": "Paris"}'))
+        + chunk(call(0, "call_t", "time", '{"tz": '))
+        + chunk(call(0, arguments='"CET"}'))
+        + chunk(finish="tool_calls")
+        + frame("[DONE]")
+    )
+    events = parse_stream(oai.StreamParser(), payload)
+    with anthropic_sdk(render_all(anth.StreamRenderer("m", "req_0"), events)).messages.stream(**ASK) as stream:
+        message = stream.get_final_message()
+    assert [(b.id, b.name, b.input) for b in message.content] == [
+        ("call_w", "weather", {"city": "Paris"}),
+        ("call_t", "time", {"tz": "CET"}),
+    ]
+
+
 def test_a_later_tool_call_goes_live_once_the_first_ends(anthropic_sdk):
     events = [
         Start("msg_up", "m", 5),
