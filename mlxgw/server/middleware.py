@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -14,6 +15,7 @@ from mlxgw.protocols import anthropic as anthropic_wire
 from mlxgw.protocols import openai as openai_wire
 from mlxgw.server.keys import SETTINGS, STATE
 from mlxgw.store import client_keys
+from mlxgw.store.models import db
 
 log = logging.getLogger("mlxgw.server")
 
@@ -147,4 +149,15 @@ def _note_use(last_used: dict[str, float], name: str) -> None:
     now = time.monotonic()
     if now - last_used.get(name, -KEY_USE_RESOLUTION_S) >= KEY_USE_RESOLUTION_S:
         last_used[name] = now
+        # Off the event loop: a store another process keeps busy would hold every request up to
+        # SQLite's busy timeout, then fail this one; the last use is bookkeeping, not the answer.
+        asyncio.get_running_loop().run_in_executor(None, _touch, name)
+
+
+def _touch(name: str) -> None:
+    try:
         client_keys.touch(name)
+    except Exception as exc:
+        log.warning("could not record the use of client key %r: %s", name, exc)
+    finally:
+        db.obj.close()  # this worker thread's connection

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
+import time
 
 import anthropic
 import openai
 import pytest
 
+from mlxgw import paths
 from tests.fakes.upstream import Reply, Usage, fake_token_count
 from tests.foundation.helpers import cli
 from tests.gateway.conftest import ANTHROPIC_KEY, OPENAI_KEY
@@ -87,9 +91,12 @@ async def test_client_keys(gateway):
     # /health stays open.
     assert (await get(gateway.url + "/health")).status == 200
 
-    # The key's last use shows in `keys list`.
-    (listed,) = json.loads(cli("keys", "list", "--json").output)
-    assert listed["name"] == "k1" and listed["last_used_at"] is not None
+    # The key's last use shows in `keys list` (recorded off the request path).
+    def recorded():
+        (listed,) = json.loads(cli("keys", "list", "--json").output)
+        return listed["name"] == "k1" and listed["last_used_at"] is not None
+
+    await eventually(recorded, timeout=5)
 
     # The official SDKs with the key, and without it.
     m = await gateway.anthropic(api_key=key).messages.create(**CHAT["anthropic"][1])
@@ -245,3 +252,30 @@ async def test_count_tokens_errors_are_anthropic_shaped(gateway, body, status):
     )
     assert r.status == status
     assert r.json["type"] == "error" and r.json["error"]["type"]
+
+
+async def test_a_busy_store_neither_stalls_nor_fails_a_keyed_request(gateway):
+    """The key's last use is bookkeeping: while another process holds the store's write lock (a
+    command, a backup, an sqlite3 shell), requests are answered at once, and the use is recorded later."""
+    key = await _create_key(gateway)
+    conn = sqlite3.connect(paths.db_path(), isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        path, body = CHAT["openai"]
+        chat, health = await asyncio.gather(
+            post(gateway.url + path, body, headers={"x-api-key": key}), get(gateway.url + "/health")
+        )
+        took = time.monotonic() - started
+    finally:
+        conn.rollback()
+        conn.close()
+    assert chat.status == 200, chat.body
+    assert health.status == 200
+    assert took < 2, f"the gateway stood still for {took:.1f} s while the store was busy"
+
+    def recorded():
+        (listed,) = json.loads(cli("keys", "list", "--json").output)
+        return listed["last_used_at"] is not None
+
+    await eventually(recorded, timeout=10)
