@@ -1,6 +1,6 @@
 """The gateway's one internal language: a chat request and the stream of events that answers it.
 
-Each wire protocol (mlxgw.protocols.*) parses its requests into `ChatRequest` and renders `Event`s
+Each wire protocol (mlxgw.wires.*) parses its requests into `ChatRequest` and renders `Event`s
 back into its own JSON and SSE. Backends only ever see a `ChatRequest` and only ever yield `Event`s
 (native passthrough is the one exception: it relays the client's own bytes).
 
@@ -191,7 +191,7 @@ class Usage:
     """Cumulative token counts; any field left None is unknown and keeps its previous value.
 
     As in Anthropic's usage, `input_tokens` excludes the cache reads and writes counted apart
-    (OpenAI's `prompt_tokens` is their sum; mlxgw.protocols.openai converts both ways).
+    (OpenAI's `prompt_tokens` is their sum; mlxgw.wires.openai converts both ways).
     """
 
     input_tokens: int | None = None

@@ -1,5 +1,5 @@
 """One exception family. The CLI prints `str(error)` on one line; the server renders `GatewayError`s
-in the client's own protocol (see mlxgw.protocols.*.render_error)."""
+in the client's own protocol (see each wire's render_error in mlxgw.wires)."""
 
 from __future__ import annotations
 

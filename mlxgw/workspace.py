@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlxgw import config, paths
-from mlxgw.config import ConfigEditor, Settings
+from mlxgw.config import ConfigEditor
 from mlxgw.fsutil import exclusive_lock
+from mlxgw.settings import Settings
 from mlxgw.store.database import open_db
 from mlxgw.store.sync import SyncReport, sync
 from mlxgw.vault import Vault

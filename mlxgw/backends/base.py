@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from mlxgw.canonical import MEANINGFUL, ChatRequest, Event, Progress
 
@@ -54,3 +54,30 @@ class Backend(Protocol):
     async def count_tokens(self, request: ChatRequest, model: str) -> int: ...
 
     async def close(self) -> None: ...
+
+
+# ---- what some backends can do besides ---------------------------------------------------------
+
+
+@runtime_checkable
+class ListsModels(Protocol):
+    """A backend that can say which models it serves (for `/v1/models` behind wildcard mappings)."""
+
+    async def list_models(self) -> list[str]: ...
+
+
+class ManagesModels(Protocol):
+    """A backend whose models are loaded and unloaded on demand (the local worker): what the admin
+    endpoints and `mlxgw models` call."""
+
+    async def load(self, model: str) -> dict[str, Any]: ...
+
+    async def unload(self, model: str) -> str: ...
+
+    async def status(self) -> dict[str, Any]:
+        """Its process and models, for `mlxgw status`; starts nothing."""
+        ...
+
+
+class LocalModels(Backend, ManagesModels, Protocol):
+    """The local backend: a backend that also manages its models."""

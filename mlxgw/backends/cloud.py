@@ -11,16 +11,15 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from types import ModuleType
 
 from mlxgw.backends.base import Item, RawFrame
 from mlxgw.backends.http import Upstream, read_body, relayed_headers, sse_frames
 from mlxgw.canonical import ChatRequest, Progress, Start
 from mlxgw.errors import UnreadableUpstream, UpstreamError
-from mlxgw.protocols import anthropic as anthropic_wire
-from mlxgw.protocols import openai as openai_wire
-from mlxgw.protocols.common import is_int, lowest
-from mlxgw.protocols.sse import SSEEvent
+from mlxgw.wires import anthropic, openai
+from mlxgw.wires.base import UpstreamWire
+from mlxgw.wires.fields import is_int, lowest
+from mlxgw.wires.sse import SSEEvent
 
 log = logging.getLogger("mlxgw.backends")
 
@@ -33,7 +32,7 @@ BASE_HEADERS = {"content-type": "application/json", "accept": "application/json"
 
 class CloudBackend:
     kind: str
-    wire: ModuleType
+    wire: UpstreamWire
     chat_path: str
 
     def __init__(self, upstream: Upstream, *, anthropic_version: str = "2023-06-01") -> None:
@@ -94,7 +93,7 @@ class CloudBackend:
                 for ev in self._events(await read_body(resp, self.name, idle_s=idle_s)):
                     yield ev
             elif request.stream:
-                parser = self.wire.StreamParser()
+                parser = self.wire.stream_parser()
                 async for frames in sse_frames(resp, self.name):
                     raws, events, failure = _read_frames(self.name, self.upstream.key(), parser, frames)
                     if passthrough:
@@ -192,7 +191,7 @@ def _read_frames(
 
 class OpenAIBackend(CloudBackend):
     kind = "openai"
-    wire = openai_wire
+    wire = openai.WIRE
     chat_path = "/chat/completions"
     models_path = "/models"
 
@@ -211,21 +210,21 @@ class OpenAIBackend(CloudBackend):
 
     def estimate_input_tokens(self, request: ChatRequest, model: str) -> int:
         """OpenAI has no counting endpoint: an estimate of about four characters a token."""
-        body = openai_wire.build_request(request, model)
+        body = openai.build_request(request, model)
         text = json.dumps([body["messages"], body.get("tools")], ensure_ascii=False)
         return max(1, len(text) // 4)
 
 
 class AnthropicBackend(CloudBackend):
     kind = "anthropic"
-    wire = anthropic_wire
+    wire = anthropic.WIRE
     chat_path = "/v1/messages"
     models_path = "/v1/models?limit=1000"
 
     def headers(self, request: ChatRequest, passthrough: bool) -> dict[str, str]:
         headers = dict(BASE_HEADERS)
         if passthrough:
-            headers.update({k: v for k, v in request.client_headers.items() if k in anthropic_wire.FORWARDED_HEADERS})
+            headers.update({k: v for k, v in request.client_headers.items() if k in anthropic.FORWARDED_HEADERS})
         headers.setdefault("anthropic-version", self.anthropic_version)
         key = self.upstream.key()
         if key:

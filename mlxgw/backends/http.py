@@ -10,9 +10,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import aiohttp
 
 from mlxgw.backends.base import ANSWER_TIMEOUT
-from mlxgw.config import BackendSettings
 from mlxgw.errors import UpstreamError
-from mlxgw.protocols.sse import SSEDecoder, SSEEvent
+from mlxgw.settings import BackendSettings
+from mlxgw.wires.sse import SSEDecoder, SSEEvent
 
 # Upstream response headers a passthrough client may care about.
 RELAYED_HEADERS = ("retry-after", "retry-after-ms", "anthropic-ratelimit-requests-remaining", "x-ratelimit-remaining-requests")

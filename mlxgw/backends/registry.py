@@ -3,31 +3,31 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import aiohttp
 
-from mlxgw.backends.base import Backend
-from mlxgw.backends.cloud import AnthropicBackend, OpenAIBackend
+from mlxgw.backends.base import Backend, LocalModels
 from mlxgw.backends.http import Upstream
-from mlxgw.config import LOCAL, BackendSettings, Settings
+from mlxgw.backends.kinds import KINDS
 from mlxgw.errors import CredentialError
-from mlxgw.store import credentials
-from mlxgw.vault import Vault
+from mlxgw.settings import LOCAL, BackendSettings, Settings
 
-CLOUD = {"openai": OpenAIBackend, "anthropic": AnthropicBackend}
+# A backend's stored key by its name (None: none stored); raises CredentialError when it cannot be read.
+KeyLookup = Callable[[str], str | None]
 
 
 class Registry:
     def __init__(
         self,
         session: aiohttp.ClientSession,
-        vault: Vault,
+        stored_key: KeyLookup,
         *,
-        local: Backend | None = None,
+        local: LocalModels | None = None,
         extra: dict[str, Backend] | None = None,
     ) -> None:
         self.session = session
-        self.vault = vault
+        self.stored_key = stored_key
         self.local = local
         self.extra = dict(extra or {})  # backends injected by the app factory's caller (tests, benchmarks)
         self._cloud: dict[str, tuple[BackendSettings, Backend]] = {}
@@ -58,7 +58,8 @@ class Registry:
             if current and current[0] == backend_settings:
                 continue
             upstream = Upstream(backend_settings, self.session, key=lambda name=name: self._keys.get(name))
-            backend = CLOUD[backend_settings.type](upstream, anthropic_version=settings.server.anthropic_version)
+            adapter = KINDS[backend_settings.type].adapter_class()
+            backend = adapter(upstream, anthropic_version=settings.server.anthropic_version)
             self._cloud[name] = (backend_settings, backend)
         for name in set(self._cloud) - set(settings.backends):
             del self._cloud[name]
@@ -67,7 +68,7 @@ class Registry:
         if backend.api_key_env and os.environ.get(backend.api_key_env):
             return os.environ[backend.api_key_env]
         try:
-            return credentials.get_key(backend.name, self.vault)
+            return self.stored_key(backend.name)
         except CredentialError as exc:
             self.key_errors[backend.name] = str(exc)
             return None

@@ -9,8 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from mlxgw.backends.kinds import KINDS
 from mlxgw.cli.output import console, emit_json, note_sync, open_workspace
-from mlxgw.config import BACKEND_TYPES
 from mlxgw.errors import MlxgwError
 from mlxgw.store import credentials
 from mlxgw.store.database import bump_generation
@@ -38,9 +38,9 @@ def set_(
     no_key: bool = typer.Option(False, "--no-key", help="This backend needs no API key: any stored key (and api_key_env) is dropped."),
 ) -> None:
     """Add or update backend NAME; the key is read from a hidden prompt, or from stdin when piped."""
-    btype = btype or (name if name in BACKEND_TYPES else None)
-    if btype not in BACKEND_TYPES:
-        raise MlxgwError(f"--type is required for backend {name!r} (one of: {', '.join(BACKEND_TYPES)})")
+    btype = btype or (name if name in KINDS else None)
+    if btype not in KINDS:
+        raise MlxgwError(f"--type is required for backend {name!r} (one of: {', '.join(KINDS)})")
     if name == "local":
         raise MlxgwError("'local' is the built-in MLX backend and takes no credentials")
     key = None if no_key else _read_key(name)

@@ -8,8 +8,8 @@ from rich.table import Table
 from rich.text import Text
 
 from mlxgw.cli.output import console, emit_json, err_console
-from mlxgw.config import ServerSettings, is_loopback
 from mlxgw.daemon.lock import holder
+from mlxgw.settings import ServerSettings, is_loopback
 from mlxgw.store import client_keys
 from mlxgw.workspace import Workspace
 

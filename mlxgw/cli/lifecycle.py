@@ -124,7 +124,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
 
 def _requests_last_hour() -> dict[str, int]:
     from mlxgw.store import request_log
-    from mlxgw.store.models import utcnow
+    from mlxgw.store.tables import utcnow
 
     open_workspace()
     return request_log.counts(utcnow() - dt.timedelta(hours=1))

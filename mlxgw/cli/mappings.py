@@ -7,10 +7,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from mlxgw import routing
 from mlxgw.cli.output import console, emit_json, note_sync, open_workspace
-from mlxgw.config import MappingSettings, Target
+from mlxgw.dispatch import route_table
 from mlxgw.errors import MlxgwError
+from mlxgw.settings import MappingSettings, Target
 from mlxgw.store.mappings import load_mappings
 
 app = typer.Typer(help="Map model names (fnmatch patterns) to backends and fallback chains.", no_args_is_help=True)
@@ -67,7 +67,7 @@ def remove(pattern: str = typer.Argument(..., help="The pattern of the mapping t
 def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List mappings in the order they are matched."""
     open_workspace()
-    mappings = routing.ordered(load_mappings())
+    mappings = route_table.ordered(load_mappings())
     disabled = [m for m in load_mappings() if not m.enabled]
     if as_json:
         emit_json([_mapping_json(m) for m in mappings + disabled])
@@ -89,7 +89,7 @@ def resolve(
 ) -> None:
     """Show which mapping answers MODEL and the ordered chain of attempts."""
     open_workspace()
-    route = routing.resolve(model, load_mappings())
+    route = route_table.resolve(model, load_mappings())
     if route is None:
         raise MlxgwError(f"no mapping matches {model!r}")
     chain = [{"backend": a.backend, "model": a.model} for a in route.chain]

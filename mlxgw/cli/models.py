@@ -12,11 +12,12 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from mlxgw import paths, routing
-from mlxgw.cli import daemon
+from mlxgw import paths
 from mlxgw.cli.output import console, emit_json, err_console
-from mlxgw.config import MappingSettings
+from mlxgw.daemon import client as daemon
+from mlxgw.dispatch import route_table
 from mlxgw.errors import MlxgwError
+from mlxgw.settings import MappingSettings
 from mlxgw.store.mappings import load_mappings
 from mlxgw.workspace import Workspace
 
@@ -62,7 +63,7 @@ def _when(ts: float | None) -> str:
 def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Configured local models: loaded or not, memory, last used."""
     ws = Workspace.open()
-    configured = routing.local_models(load_mappings())
+    configured = route_table.local_models(load_mappings())
     loaded: dict[str, dict] = {}
     reachable = daemon.running(ws.settings)
     if reachable:
@@ -91,7 +92,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
 
 
 def _named(name: str) -> str:
-    if name not in routing.local_models(load_mappings()):
+    if name not in route_table.local_models(load_mappings()):
         raise MlxgwError(f"no mapping names a local model {name!r} (see `mlxgw models list`)")
     return quote(name, safe="")
 
@@ -129,5 +130,5 @@ def pull(repo: str = typer.Argument(..., help="A Hugging Face repo id, e.g. mlx-
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MlxgwError(f"could not download {repo}: {reason}") from None
     console.print(f"downloaded [bold]{escape(repo)}[/] to {escape(str(where))}", highlight=False)
-    if repo not in routing.local_models(load_mappings()):
+    if repo not in route_table.local_models(load_mappings()):
         console.print(f"[dim]map it with: mlxgw map add {escape(repo.split('/')[-1])} local --model {escape(repo)}[/]", highlight=False)

@@ -14,7 +14,7 @@ from rich.text import Text
 from mlxgw.cli.output import console, open_workspace, printable
 from mlxgw.errors import MlxgwError
 from mlxgw.store import request_log
-from mlxgw.store.models import RequestLog, utcnow
+from mlxgw.store.tables import RequestLog, utcnow
 
 FOLLOW_POLL_S = 0.5
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from mlxgw.config import Settings
 from mlxgw.daemon import DRAIN_S
 from mlxgw.errors import MlxgwError
+from mlxgw.settings import Settings
 
 DRAIN_HELP = "On SIGTERM/Ctrl-C, how long requests in flight may take to finish (a second signal: at once)."
 

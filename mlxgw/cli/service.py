@@ -22,7 +22,7 @@ def install(
     print_only: bool = typer.Option(False, "--print", help="Show the file that would be installed; change nothing."),
 ) -> None:
     """Write the service file for this mlxgw and this home, and load it (again: replaces it)."""
-    from mlxgw import service
+    from mlxgw.daemon import service
 
     chosen = service.check_platform(platform)
     if print_only:
@@ -38,7 +38,7 @@ def install(
 @app.command("uninstall")
 def uninstall(platform: str | None = typer.Option(None, "--platform", help=PLATFORM_HELP)) -> None:
     """Stop the service and remove its file."""
-    from mlxgw import service
+    from mlxgw.daemon import service
 
     file = service.uninstall(service.check_platform(platform))
     console.print(f"removed {file.path}" if file else "the service was not installed", highlight=False, soft_wrap=True)
@@ -50,7 +50,7 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Whether the service is installed and what its manager says about it."""
-    from mlxgw import service
+    from mlxgw.daemon import service
 
     report = service.status(service.check_platform(platform))
     if as_json:

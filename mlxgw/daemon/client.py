@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlxgw.daemon.lock import holder, url_for
 from mlxgw.errors import MlxgwError
+from mlxgw.settings import Settings
 
 TIMEOUT_S = 600.0
 
@@ -193,3 +195,28 @@ class Conversation:
     def to_json(self) -> dict[str, Any]:
         head = [{"role": "system", "content": self.system}] if self.system else []
         return {"model": self.model, "messages": [*head, *self.history]}
+
+
+# ---- this home's daemon, for the CLI ---------------------------------------------------------
+
+
+def base_url(settings: Settings) -> str:
+    """Where this home's daemon listens: the address it recorded (`--host/--port` may have moved it),
+    else the config's."""
+    info = holder()
+    if info is not None and info.listening:
+        return info.url
+    return url_for(settings.server.host, settings.server.port)
+
+
+def call(settings: Settings, method: str, path: str, *, timeout: float = 30.0) -> Any:
+    """Call the daemon; one-line errors when it is not running or says no."""
+    return DaemonClient(base_url(settings), timeout=timeout).call(method, path)
+
+
+def running(settings: Settings) -> bool:
+    try:
+        call(settings, "GET", "/health", timeout=2.0)
+    except MlxgwError:
+        return False
+    return True

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import time
-
 from aiohttp import web
 
-from mlxgw import __version__
 from mlxgw.errors import GatewayError
+from mlxgw.server import status
+from mlxgw.server.appkeys import STATE
 from mlxgw.server.guard import loopback_peer
-from mlxgw.server.keys import DISPATCHER, SETTINGS, STARTED, STATE
-from mlxgw.server.routes import backend_detail
 
 
 def _loopback_only(request: web.Request) -> None:
@@ -46,30 +42,13 @@ async def unload(request: web.Request) -> web.Response:
     return web.json_response({"name": name, "result": await _local(request).unload(name)})
 
 
-async def status(request: web.Request) -> web.Response:
+async def full_status(request: web.Request) -> web.Response:
     _loopback_only(request)
-    app = request.app
-    settings = app[SETTINGS]
-    local = app[STATE].registry.local
-    return web.json_response(
-        {
-            "running": True,
-            "pid": os.getpid(),
-            "version": __version__,
-            "host": settings.server.host,
-            "port": settings.server.port,
-            "uptime_s": round(time.monotonic() - app[STARTED], 1),
-            "breakers": app[DISPATCHER].breakers.snapshot(),
-            # Every configured backend, even those not used yet, with key problems: what /health
-            # shows only to key holders, for `mlxgw status` whatever the keys.
-            "backends": backend_detail(app)["backends"],
-            "local": await local.status() if local is not None else None,
-        }
-    )
+    return web.json_response(await status.full(request.app))
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/mlxgw/status", status)
+    app.router.add_get("/mlxgw/status", full_status)
     app.router.add_get("/mlxgw/models", models)
     app.router.add_post("/mlxgw/models/{name:.+}/load", load)
     app.router.add_post("/mlxgw/models/{name:.+}/unload", unload)

@@ -11,13 +11,14 @@ from aiohttp import web
 
 from mlxgw.backends.base import Backend
 from mlxgw.backends.registry import Registry
-from mlxgw.config import Settings
-from mlxgw.dispatcher import Dispatcher
-from mlxgw.server import admin, guard, middleware
+from mlxgw.dispatch.dispatcher import Dispatcher
+from mlxgw.server import admin, auth, guard, middleware
+from mlxgw.server.appkeys import CATALOG, DISPATCHER, REQUEST_LOG, SESSION, SETTINGS, STARTED, STATE
 from mlxgw.server.catalog import ModelCatalog
-from mlxgw.server.keys import CATALOG, DISPATCHER, REQUEST_LOG, SESSION, SETTINGS, STARTED, STATE
-from mlxgw.server.routes import add_routes
+from mlxgw.server.endpoints import add_routes
 from mlxgw.server.state import LiveState, watch
+from mlxgw.settings import Settings
+from mlxgw.store import credentials
 from mlxgw.store.request_log import RequestLogWriter
 from mlxgw.workspace import Workspace
 
@@ -35,7 +36,7 @@ def create_app(
     and the workspace's store."""
     app = web.Application(
         client_max_size=int(settings.server.max_request_mb * 1024 * 1024),
-        middlewares=[middleware.errors, guard.guard, middleware.auth],
+        middlewares=[middleware.errors, guard.guard, auth.auth],
     )
     app.on_response_prepare.append(guard.cors_headers)
     app[SETTINGS] = settings
@@ -44,10 +45,12 @@ def create_app(
     async def resources(app: web.Application) -> AsyncIterator[None]:
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
         local_backend = local if local is not None else _local_backend(workspace.settings, lambda: state.routes.local_models)
-        registry = Registry(session, workspace.vault, local=local_backend, extra=backends)
+        registry = Registry(
+            session, lambda name: credentials.get_key(name, workspace.vault), local=local_backend, extra=backends
+        )
 
         def follow_local(settings: Settings) -> None:
-            local_backend.configure(**_local_options(settings))
+            local_backend.configure(settings.local)
 
         # The MLX backend built here follows [local] live; an injected one keeps its own settings.
         state = LiveState(workspace, registry, on_settings=follow_local if local is None else None)
@@ -74,17 +77,6 @@ def create_app(
 
 
 def _local_backend(settings: Settings, models: Callable[[], dict[str, str]]):
-    from mlxgw.backends.local import LocalBackend  # the worker client; MLX itself loads only in the worker
+    from mlxgw.backends.local import LocalBackend
 
-    return LocalBackend(models=models, **_local_options(settings))
-
-
-def _local_options(settings: Settings) -> dict:
-    """The config's [local], as the local backend's settings (at start, and at every reload)."""
-    local = settings.local
-    return {
-        "max_loaded_models": local.max_loaded_models,
-        "memory_limit_gb": local.memory_limit_gb,
-        "idle_unload_s": local.idle_unload_s,
-        "first_byte_timeout_s": local.policy.first_byte_timeout_s,
-    }
+    return LocalBackend(models=models, settings=settings.local)

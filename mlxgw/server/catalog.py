@@ -9,10 +9,11 @@ import logging
 import time
 from fnmatch import fnmatchcase
 
+from mlxgw.backends.base import ListsModels
 from mlxgw.backends.registry import Registry
-from mlxgw.config import is_pattern
+from mlxgw.dispatch.route_table import RouteTable
 from mlxgw.errors import UpstreamError
-from mlxgw.routing import RouteTable
+from mlxgw.settings import is_pattern
 
 log = logging.getLogger("mlxgw.catalog")
 
@@ -31,7 +32,7 @@ class ModelCatalog:
         """The exact names mappings offer, then the upstream ids each wildcard mapping routes."""
         names = routes.listed()
         wildcard = [m for m in routes.ordered if is_pattern(m.pattern) and not m.model]
-        backends = sorted({m.backend for m in wildcard if hasattr(self.registry.get(m.backend), "list_models")})
+        backends = sorted({m.backend for m in wildcard if isinstance(self.registry.get(m.backend), ListsModels)})
         offered = dict(zip(backends, await asyncio.gather(*(self._ids(b) for b in backends)), strict=True))
         seen = set(names)
         for mapping in wildcard:

@@ -14,7 +14,6 @@ disallowed origin while still running the request, where the gateway must refuse
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import ipaddress
 import re
@@ -22,9 +21,9 @@ import socket
 
 from aiohttp import hdrs, web
 
-from mlxgw.config import ServerSettings
 from mlxgw.errors import GatewayError
-from mlxgw.server.keys import SETTINGS, STATE
+from mlxgw.server.appkeys import SETTINGS, STATE
+from mlxgw.settings import ServerSettings
 
 EXPOSED_HEADERS = "request-id, x-request-id, x-mlxgw-backend, x-mlxgw-attempts, retry-after, x-should-retry"
 PREFLIGHT_MAX_AGE_S = 600
@@ -136,15 +135,3 @@ def loopback_peer(request: web.Request) -> bool:
         return ipaddress.ip_address(request.remote or "").is_loopback
     except ValueError:
         return False
-
-
-async def read_body(request: web.Request) -> bytes:
-    """The request body, read within [server] body_timeout_s: a body that trickles is cut off."""
-    limit = request.app[STATE].settings.server.body_timeout_s
-    try:
-        async with asyncio.timeout(limit):
-            return await request.read()
-    except TimeoutError:
-        raise GatewayError(
-            "timeout", f"the request body did not arrive within {limit:g} s ([server] body_timeout_s)", status=408
-        ) from None

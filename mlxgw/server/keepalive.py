@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from mlxgw.dispatcher import Opened
+from mlxgw.dispatch.dispatcher import Opened
 from mlxgw.server.middleware import ANSWER_STARTED
 
 

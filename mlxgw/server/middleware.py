@@ -1,21 +1,15 @@
-"""Request ids, client-key auth, and errors in the caller's own protocol — never a traceback."""
+"""Request ids, and errors in the caller's own protocol — never a traceback."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
-import time
-from types import ModuleType
 
 from aiohttp import web
 
 from mlxgw.errors import GatewayError, UpstreamError
-from mlxgw.protocols import anthropic as anthropic_wire
-from mlxgw.protocols import openai as openai_wire
-from mlxgw.server.keys import SETTINGS, STATE
-from mlxgw.store import client_keys
-from mlxgw.store.models import db
+from mlxgw.wires import client_wire
+from mlxgw.wires.base import Wire
 
 log = logging.getLogger("mlxgw.server")
 
@@ -26,16 +20,9 @@ ANSWER_STARTED = web.RequestKey("answer_started", web.StreamResponse)
 MAX_RETRY_AFTER_S = 86400.0
 
 
-def wire_for(request: web.Request) -> ModuleType:
-    """The protocol a client speaks, judged by the path it called (or, for shared paths, its headers)."""
-    path = request.path
-    if path.startswith("/v1/messages") or (path.startswith("/v1/models") and "anthropic-version" in request.headers):
-        return anthropic_wire
-    return openai_wire
-
-
-def protocol_name(wire: ModuleType) -> str:
-    return "anthropic" if wire is anthropic_wire else "openai"
+def wire_for(request: web.Request) -> Wire:
+    """The protocol the client of `request` speaks."""
+    return client_wire(request.path, request.headers)
 
 
 def request_id(request: web.Request) -> str:
@@ -101,63 +88,3 @@ def _as_gateway_error(request: web.Request, exc: Exception) -> GatewayError:
 def internal_error() -> GatewayError:
     """What a client is told of a gateway bug: the traceback stays in the daemon's log."""
     return GatewayError("api_error", "internal gateway error (see the daemon's log)")
-
-
-@web.middleware
-async def auth(request: web.Request, handler) -> web.StreamResponse:
-    """Once any client key exists, every /v1 request must present one. A daemon bound to a network
-    address refuses /v1 requests while it has none (revoking the last key must not open it up)."""
-    if request.path.startswith("/v1/"):
-        state = request.app[STATE]
-        if state.client_keys:
-            presented = presented_key(request)
-            if not presented:
-                raise GatewayError("authentication", "missing API key: send `Authorization: Bearer <key>` or `x-api-key`")
-            name = client_keys.match(presented, state.client_keys)
-            if name is None:
-                raise GatewayError("authentication", "invalid API key")
-            _note_use(state.key_last_used, name)
-        elif request.app[SETTINGS].server.needs_keys:
-            raise GatewayError(
-                "authentication",
-                f"this gateway listens on {request.app[SETTINGS].server.host}, a network address, and has no client "
-                "keys, so it answers no one: create one with `mlxgw keys create NAME` and send it as "
-                "`Authorization: Bearer <key>` or `x-api-key`",
-            )
-    return await handler(request)
-
-
-def presented_key(request: web.Request) -> str:
-    """The client key in `x-api-key` or `Authorization: Bearer`, or ""."""
-    presented = request.headers.get("x-api-key") or ""
-    bearer = request.headers.get("authorization", "")
-    if not presented and bearer[:7].lower() == "bearer ":
-        presented = bearer[7:].strip()
-    return presented
-
-
-def has_valid_key(request: web.Request) -> bool:
-    known = request.app[STATE].client_keys
-    presented = presented_key(request)
-    return bool(known and presented and client_keys.match(presented, known) is not None)
-
-
-KEY_USE_RESOLUTION_S = 60.0  # `keys list` shows last use to the minute: no write per request
-
-
-def _note_use(last_used: dict[str, float], name: str) -> None:
-    now = time.monotonic()
-    if now - last_used.get(name, -KEY_USE_RESOLUTION_S) >= KEY_USE_RESOLUTION_S:
-        last_used[name] = now
-        # Off the event loop: a store another process keeps busy would hold every request up to
-        # SQLite's busy timeout, then fail this one; the last use is bookkeeping, not the answer.
-        asyncio.get_running_loop().run_in_executor(None, _touch, name)
-
-
-def _touch(name: str) -> None:
-    try:
-        client_keys.touch(name)
-    except Exception as exc:
-        log.warning("could not record the use of client key %r: %s", name, exc)
-    finally:
-        db.obj.close()  # this worker thread's connection

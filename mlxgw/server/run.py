@@ -17,11 +17,11 @@ import sys
 from aiohttp import web
 
 from mlxgw import logs
-from mlxgw.config import Settings
 from mlxgw.daemon import DRAIN_S
 from mlxgw.daemon.lock import ServeLock
 from mlxgw.errors import MlxgwError
 from mlxgw.server.app import create_app
+from mlxgw.settings import Settings
 from mlxgw.workspace import Workspace
 
 log = logging.getLogger("mlxgw")

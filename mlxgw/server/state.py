@@ -10,10 +10,10 @@ import os
 from collections.abc import Callable
 
 from mlxgw.backends.registry import Registry
-from mlxgw.config import MappingSettings, Settings
+from mlxgw.dispatch.route_table import RouteTable
 from mlxgw.errors import MlxgwError
 from mlxgw.fsutil import LockBusy
-from mlxgw.routing import RouteTable
+from mlxgw.settings import MappingSettings, Settings
 from mlxgw.store import client_keys
 from mlxgw.store.database import generation
 from mlxgw.store.mappings import load_mappings

@@ -8,7 +8,7 @@ import secrets
 
 from mlxgw.errors import MlxgwError
 from mlxgw.store.database import bump_generation
-from mlxgw.store.models import ClientKey, db, utcnow
+from mlxgw.store.tables import ClientKey, db, utcnow
 
 PREFIX = "mgw-"
 

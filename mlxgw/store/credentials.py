@@ -6,7 +6,7 @@ from peewee import SqliteDatabase
 
 from mlxgw.errors import CredentialError
 from mlxgw.store.database import bump_generation
-from mlxgw.store.models import Credential, db, utcnow
+from mlxgw.store.tables import Credential, db, utcnow
 from mlxgw.vault import Vault
 
 

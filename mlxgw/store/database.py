@@ -9,7 +9,7 @@ from pathlib import Path
 from peewee import DatabaseError, OperationalError, SqliteDatabase
 
 from mlxgw.errors import MlxgwError
-from mlxgw.store.models import TABLES, Meta, db
+from mlxgw.store.tables import TABLES, Meta, db
 
 
 def _v1(database: SqliteDatabase) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from mlxgw.config import MappingSettings, Target
-from mlxgw.store.models import Mapping
+from mlxgw.settings import MappingSettings, Target
+from mlxgw.store.tables import Mapping
 
 
 def load_mappings() -> list[MappingSettings]:

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from peewee import Case, fn
 
-from mlxgw.store.models import RequestLog, db, utcnow
+from mlxgw.store.tables import RequestLog, db, utcnow
 
 log = logging.getLogger("mlxgw.requestlog")
 

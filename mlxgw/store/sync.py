@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from mlxgw.config import ConfigEditor, MappingSettings, Settings
+from mlxgw.config import ConfigEditor
+from mlxgw.settings import MappingSettings, Settings
 from mlxgw.store import credentials
 from mlxgw.store.database import bump_generation
-from mlxgw.store.models import Credential, Mapping, db
+from mlxgw.store.tables import Credential, Mapping, db
 from mlxgw.vault import Vault
 
 

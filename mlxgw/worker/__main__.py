@@ -1,6 +1,6 @@
 """`python -m mlxgw.worker`: the worker process.
 
-Frames come in on stdin and go out on stdout (see `protocol`); logs go to stderr. The main thread
+Frames come in on stdin and go out on stdout (see `frames`); logs go to stderr. The main thread
 reads frames, the engine thread runs the models, a writer thread sends what the engine produced,
 in as few writes as it can. The worker exits when stdin closes, so it never outlives the daemon.
 """
@@ -15,7 +15,8 @@ import sys
 import threading
 from typing import Any, BinaryIO
 
-from mlxgw.worker.protocol import decode, encode, merge_frames
+from mlxgw.settings import LocalSettings
+from mlxgw.worker.frames import decode, encode, merge_frames
 
 
 class FrameWriter:
@@ -47,11 +48,14 @@ class FrameWriter:
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m mlxgw.worker", description=__doc__)
-    parser.add_argument("--max-loaded-models", type=int, default=2)
-    parser.add_argument("--idle-unload-s", type=float, default=900.0, help="0 keeps models loaded")
-    parser.add_argument("--memory-limit-gb", type=float, default=None)
-    parser.add_argument("--prompt-cache-gb", type=float, default=1.0)
-    parser.add_argument("--prefill-step-size", type=int, default=2048, help="prompt tokens computed per step")
+    defaults = LocalSettings()
+    parser.add_argument("--max-loaded-models", type=int, default=defaults.max_loaded_models)
+    parser.add_argument("--idle-unload-s", type=float, default=defaults.idle_unload_s, help="0 keeps models loaded")
+    parser.add_argument("--memory-limit-gb", type=float, default=defaults.memory_limit_gb)
+    parser.add_argument("--prompt-cache-gb", type=float, default=defaults.prompt_cache_gb)
+    parser.add_argument(
+        "--prefill-step-size", type=int, default=defaults.prefill_step_size, help="prompt tokens computed per step"
+    )
     return parser.parse_args(argv)
 
 

@@ -15,7 +15,7 @@ import queue
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import mlx.core as mx
@@ -23,9 +23,9 @@ from mlx_lm.models.cache import can_trim_prompt_cache, trim_prompt_cache
 from mlx_lm.sample_utils import make_sampler
 
 from mlxgw.canonical import Event, Finish, Start, Usage
+from mlxgw.worker.frames import Job, event_to_wire
 from mlxgw.worker.output import SequenceOutput, initial_state
 from mlxgw.worker.pool import ModelPool, ModelUnavailable, Slot
-from mlxgw.worker.protocol import event_to_wire
 
 log = logging.getLogger("mlxgw.worker")
 
@@ -36,29 +36,6 @@ IDLE_POLL_S = 1.0
 # per token costs the pipe and the daemon more than the decoding. Starts, first tokens, finishes
 # and replies go out at once.
 FLUSH_S = 0.015
-
-
-@dataclass
-class Job:
-    """A generation request, as it came in the frame."""
-
-    id: int
-    name: str
-    path: str
-    messages: list[dict]
-    tools: list[dict] = field(default_factory=list)
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    min_p: float | None = None
-    stop: list[str] = field(default_factory=list)
-    seed: int | None = None
-
-    @classmethod
-    def from_frame(cls, frame: dict[str, Any]) -> Job:
-        names = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in frame.items() if k in names and v is not None})
 
 
 @dataclass

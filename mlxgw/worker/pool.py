@@ -56,7 +56,7 @@ class Slot:
     """One loaded model."""
 
     def __init__(
-        self, name: str, path: str, directory: Path, *, prompt_cache_bytes: int, prefill_step_size: int = 2048
+        self, name: str, path: str, directory: Path, *, prompt_cache_bytes: int, prefill_step_size: int
     ) -> None:
         self.name = name
         self.path = path
@@ -138,7 +138,7 @@ class ModelPool:
         idle_unload_s: float | None,
         memory_limit_bytes: int | None,
         prompt_cache_bytes: int,
-        prefill_step_size: int = 2048,
+        prefill_step_size: int,
     ) -> None:
         self._mlx_memory_limit = mx.get_memory_limit()  # MLX's own, for when the configured one goes
         self.configure(max_loaded=max_loaded, idle_unload_s=idle_unload_s, memory_limit_bytes=memory_limit_bytes)

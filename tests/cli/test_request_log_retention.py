@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from mlxgw import paths
-from mlxgw.store.models import RequestLog, utcnow
+from mlxgw.store.tables import RequestLog, utcnow
 from mlxgw.workspace import Workspace
 from tests.foundation.helpers import cli
 from tests.gateway.conftest import start_gateway

@@ -9,10 +9,10 @@ import time
 import aiohttp
 import pytest
 
-from mlxgw.breaker import Breaker
 from mlxgw.canonical import ChatRequest, Message, TextPart
+from mlxgw.dispatch.breaker import Breaker
 from mlxgw.errors import UpstreamError
-from mlxgw.server.keys import DISPATCHER
+from mlxgw.server.appkeys import DISPATCHER
 from tests.failover.rig import client, gateway_for, write_config
 from tests.failover.test_failover import post
 from tests.fakes.upstream import FakeOpenAI, Reply

@@ -14,6 +14,7 @@ import pytest_asyncio
 
 from mlxgw import paths
 from mlxgw.backends.local import LocalBackend
+from mlxgw.settings import LocalSettings, Policy
 from mlxgw.worker.demo import CONTEXT_LENGTH, build_demo_model
 from tests.gateway.conftest import start_gateway
 
@@ -61,7 +62,8 @@ async def gateway(demo_dir, tmp_path_factory, request):
             f"[[mappings]]\npattern = \"demo\"\nbackend = \"local\"\nmodel = \"{demo_dir}\"\n"
         )
         # The worker's own silence limit stays generous: the dispatcher's policy is under test.
-        local = LocalBackend(models={str(demo_dir): str(demo_dir)}, prefill_step_size=STEP, first_byte_timeout_s=WAIT_S)
+        settings = LocalSettings(prefill_step_size=STEP, policy=Policy(first_byte_timeout_s=WAIT_S))
+        local = LocalBackend(models={str(demo_dir): str(demo_dir)}, settings=settings)
         await asyncio.wait_for(local.load(str(demo_dir)), WAIT_S)
         server, url = await start_gateway(local=local)
         try:

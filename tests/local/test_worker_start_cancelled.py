@@ -20,8 +20,9 @@ ABORTED_REQUESTS = 5
 ABORT_AFTER_S = 0.3  # well inside the worker's start (it imports MLX before it is ready)
 
 
-def worker_children() -> list[int]:
-    """Live `python -m mlxgw.worker` processes whose parent is this test process (the gateway runs in it)."""
+def worker_children(besides: frozenset[int] = frozenset()) -> list[int]:
+    """Live `python -m mlxgw.worker` processes whose parent is this test process (the gateway runs in
+    it), but for `besides` (workers of other tests' session-wide backends)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -32,7 +33,7 @@ def worker_children() -> list[int]:
         except OSError:
             continue  # it exited meanwhile
         state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if int(ppid) == os.getpid() and state != "Z" and b"mlxgw.worker" in cmdline:
+        if int(ppid) == os.getpid() and state != "Z" and b"mlxgw.worker" in cmdline and int(entry.name) not in besides:
             found.append(int(entry.name))
     return found
 
@@ -46,7 +47,7 @@ async def _abandoned_request(session: aiohttp.ClientSession, url: str) -> None:
 
 @pytest.mark.parametrize("together", [False, True], ids=["one-after-another", "all-at-once"])
 async def test_requests_cancelled_while_the_worker_starts_leave_one_tracked_worker(demo_dir, together):
-    assert not worker_children()
+    others = frozenset(worker_children())
     async with local_gateway(demo_dir) as url:
         async with aiohttp.ClientSession() as session:
             if together:
@@ -56,8 +57,8 @@ async def test_requests_cancelled_while_the_worker_starts_leave_one_tracked_work
                     await _abandoned_request(session, url)
         # The start they began goes on without them, and its worker is the gateway's.
         local = await eventually(lambda: _running(url), timeout=30, interval=0.1)
-        assert worker_children() == [local["pid"]]
-    await eventually(lambda: not worker_children(), timeout=10)
+        assert worker_children(others) == [local["pid"]]
+    await eventually(lambda: not worker_children(others), timeout=10)
 
 
 async def _running(url: str) -> dict | None:
@@ -66,8 +67,8 @@ async def _running(url: str) -> dict | None:
 
 
 async def test_a_gateway_closed_while_its_worker_starts_leaves_none(demo_dir):
-    assert not worker_children()
+    others = frozenset(worker_children())
     async with local_gateway(demo_dir) as url, aiohttp.ClientSession() as session:
         await _abandoned_request(session, url)
-        assert worker_children()  # still starting as the gateway closes
-    await eventually(lambda: not worker_children(), timeout=10)
+        assert worker_children(others)  # still starting as the gateway closes
+    await eventually(lambda: not worker_children(others), timeout=10)

@@ -6,8 +6,8 @@ import pytest
 
 from mlxgw.canonical import ChatRequest, ImagePart, TextPart, ThinkingPart, ToolCallPart, ToolResultPart
 from mlxgw.errors import GatewayError
-from mlxgw.protocols import anthropic as anth
-from mlxgw.protocols import openai as oai
+from mlxgw.wires import anthropic as anth
+from mlxgw.wires import openai as oai
 
 PNG = "iVBORw0KGgo="
 

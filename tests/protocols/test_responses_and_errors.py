@@ -12,8 +12,8 @@ import pytest
 
 from mlxgw.canonical import ChatResponse, Finish, TextPart, ThinkingPart, ToolCallPart, Usage, collect
 from mlxgw.errors import STATUS_BY_KIND, GatewayError, UpstreamError
-from mlxgw.protocols import anthropic as anth
-from mlxgw.protocols import openai as oai
+from mlxgw.wires import anthropic as anth
+from mlxgw.wires import openai as oai
 
 OPENAI_COMPLETION = {
     "id": "chatcmpl-up",

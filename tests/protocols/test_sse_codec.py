@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlxgw.protocols.sse import SSEDecoder, SSEEvent, frame
+from mlxgw.wires.sse import SSEDecoder, SSEEvent, frame
 
 SAMPLE = (
     b": keep-alive comment\r\n"

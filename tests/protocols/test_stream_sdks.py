@@ -22,9 +22,9 @@ from mlxgw.canonical import (
     collect,
 )
 from mlxgw.errors import GatewayError, UpstreamError
-from mlxgw.protocols import anthropic as anth
-from mlxgw.protocols import openai as oai
-from mlxgw.protocols.sse import SSEDecoder, frame
+from mlxgw.wires import anthropic as anth
+from mlxgw.wires import openai as oai
+from mlxgw.wires.sse import SSEDecoder, frame
 from tests.protocols.helpers import render_all
 
 ASK = {"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}

@@ -8,6 +8,7 @@ import pytest
 import pytest_asyncio
 
 from mlxgw.backends.local import LocalBackend
+from mlxgw.settings import LocalSettings, Policy
 from mlxgw.worker.demo import build_demo_model
 
 
@@ -23,9 +24,9 @@ def demo_tokenizer(demo_dir):
     return load_tokenizer(demo_dir)
 
 
-def make_backend(models, **settings) -> LocalBackend:
-    settings.setdefault("first_byte_timeout_s", 30.0)
-    return LocalBackend(models=models, **settings)
+def make_backend(models, *, python: str | None = None, first_byte_timeout_s: float = 30.0, **settings) -> LocalBackend:
+    local = LocalSettings(**settings, policy=Policy(first_byte_timeout_s=first_byte_timeout_s))
+    return LocalBackend(models=models, settings=local, python=python)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mlxgw.backends.local.messages import IMAGE_PLACEHOLDER, to_hf_messages, to_hf_tools
 from mlxgw.canonical import (
     ChatRequest,
     ImagePart,
@@ -13,7 +14,6 @@ from mlxgw.canonical import (
     ToolChoice,
     ToolResultPart,
 )
-from mlxgw.worker.chat import IMAGE_PLACEHOLDER, to_hf_messages, to_hf_tools
 
 REQUEST = ChatRequest(
     model="demo",

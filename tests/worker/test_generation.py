@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from mlxgw.backends.local.messages import to_hf_messages, to_hf_tools
 from mlxgw.canonical import Finish, Message, Start, TextDelta, TextPart, Usage
 from mlxgw.errors import UpstreamError
-from mlxgw.worker.chat import to_hf_messages, to_hf_tools
 from mlxgw.worker.demo import CONTEXT_LENGTH
 from tests.worker.helpers import answer, chat, run, text_of
 

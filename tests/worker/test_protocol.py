@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from mlxgw.canonical import Finish, Start, TextDelta, ToolCallDelta, ToolCallStart, Usage
-from mlxgw.worker.protocol import decode, encode, event_from_wire, event_to_wire, merge_frames
+from mlxgw.worker.frames import decode, encode, event_from_wire, event_to_wire, merge_frames
 
 
 def test_events_round_trip():

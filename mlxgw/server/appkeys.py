@@ -5,10 +5,10 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
-from mlxgw.config import Settings
-from mlxgw.dispatcher import Dispatcher
+from mlxgw.dispatch.dispatcher import Dispatcher
 from mlxgw.server.catalog import ModelCatalog
 from mlxgw.server.state import LiveState
+from mlxgw.settings import Settings
 from mlxgw.store.request_log import RequestLogWriter
 
 SETTINGS = web.AppKey("settings", Settings)  # as the server started: its address

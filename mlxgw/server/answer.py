@@ -4,97 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import time
 from collections.abc import Awaitable
-from types import ModuleType
 
 from aiohttp import web
 
 from mlxgw.backends.base import Item, RawFrame
-from mlxgw.canonical import ChatRequest, Start, Usage, collect, merge_usage
-from mlxgw.dispatcher import AttemptRecord, Opened
+from mlxgw.canonical import ChatRequest, collect
+from mlxgw.dispatch.dispatcher import AttemptRecord, Opened
 from mlxgw.errors import GatewayError
-from mlxgw.server.guard import read_body
+from mlxgw.server.appkeys import DISPATCHER, REQUEST_LOG, STATE
 from mlxgw.server.keepalive import KeepAlive
-from mlxgw.server.keys import DISPATCHER, REQUEST_LOG, SETTINGS, STATE
-from mlxgw.server.middleware import TRIED, internal_error, protocol_name, request_id, wire_for
+from mlxgw.server.ledger import Ledger
+from mlxgw.server.middleware import TRIED, internal_error, request_id, wire_for
+from mlxgw.server.request_body import read_json
+from mlxgw.wires.base import StreamRenderer, Wire
 
 log = logging.getLogger("mlxgw.server")
 
 SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no"}
-
-
-async def read_json(request: web.Request) -> object:
-    """The request body as JSON, or a clear 400/413."""
-    try:
-        raw = await read_body(request)
-    except web.HTTPRequestEntityTooLarge:
-        limit_mb = request.app[SETTINGS].server.max_request_mb
-        raise GatewayError("request_too_large", f"request body exceeds the gateway's limit of {limit_mb:g} MB") from None
-    if not raw.strip():
-        raise GatewayError("invalid_request", "request body is empty; expected a JSON object")
-    try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        raise GatewayError("invalid_request", "request body is not valid UTF-8") from None
-    except ValueError as exc:
-        raise GatewayError("invalid_request", f"request body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise GatewayError("invalid_request", "request body is nested too deeply") from None
-
-
-class Ledger:
-    """What the request log keeps of one request, filled in as it is answered."""
-
-    def __init__(self, request: web.Request, protocol: str) -> None:
-        self.request = request
-        self.protocol = protocol
-        self.started = time.monotonic()
-        self.first_byte: float | None = None
-        self.model = ""
-        self.stream = False
-        self.attempts: list[AttemptRecord] = []
-        self.usage = Usage()
-        self.status = 200
-        self.error_kind: str | None = None
-
-    def observe(self, item: Item) -> None:
-        for ev in item.events if isinstance(item, RawFrame) else (item,):
-            if isinstance(ev, Start) and ev.input_tokens is not None:
-                self.usage.input_tokens = ev.input_tokens
-            elif isinstance(ev, Usage):
-                merge_usage(self.usage, ev)
-
-    def sent_first_byte(self) -> None:
-        if self.first_byte is None:
-            self.first_byte = time.monotonic()
-
-    def failed(self, err: GatewayError, *, before_first_byte: bool) -> None:
-        self.error_kind = err.code or err.kind
-        if before_first_byte:
-            self.status = err.status
-
-    def row(self) -> dict:
-        served = next((a for a in reversed(self.attempts) if a.error is None), None)
-        ms = 1000.0
-        return {
-            "request_id": request_id(self.request),
-            "protocol": self.protocol,
-            "requested_model": self.model,
-            "backend": served.backend if served else None,
-            "model": served.model if served else None,
-            "attempts": json.dumps([a.as_json() for a in self.attempts]),
-            "fallbacks": max(0, len(self.attempts) - 1),
-            "status": self.status,
-            "stream": self.stream,
-            "latency_ms": round((time.monotonic() - self.started) * ms, 2),
-            "ttft_ms": round((self.first_byte - self.started) * ms, 2) if self.first_byte else None,
-            "input_tokens": self.usage.input_tokens,
-            "output_tokens": self.usage.output_tokens,
-            "error_kind": self.error_kind,
-        }
 
 
 def _answer_headers(request: web.Request, opened: Opened, attempts: list[AttemptRecord]) -> dict[str, str]:
@@ -109,7 +37,7 @@ def _answer_headers(request: web.Request, opened: Opened, attempts: list[Attempt
 
 async def chat(request: web.Request) -> web.StreamResponse:
     wire = wire_for(request)
-    ledger = Ledger(request, protocol_name(wire))
+    ledger = Ledger(request, wire.name)
     request[TRIED] = ledger.attempts
     try:
         body = await read_json(request)
@@ -141,7 +69,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
         )
 
 
-def _whole(request: web.Request, wire: ModuleType, creq: ChatRequest, opened: Opened, ledger: Ledger) -> web.Response:
+def _whole(request: web.Request, wire: Wire, creq: ChatRequest, opened: Opened, ledger: Ledger) -> web.Response:
     headers = _answer_headers(request, opened, ledger.attempts)
     for item in opened.head:
         ledger.observe(item)
@@ -156,11 +84,11 @@ def _whole(request: web.Request, wire: ModuleType, creq: ChatRequest, opened: Op
 
 
 async def _stream(
-    request: web.Request, wire: ModuleType, creq: ChatRequest, opening: Awaitable[Opened], ledger: Ledger
+    request: web.Request, wire: Wire, creq: ChatRequest, opening: Awaitable[Opened], ledger: Ledger
 ) -> web.StreamResponse:
     """Wait for the dispatcher to open an answer, keeping the client alive meanwhile, then relay it."""
     rid = request_id(request)
-    renderer = wire.StreamRenderer(creq.model, rid, include_usage=creq.include_usage)
+    renderer = wire.stream_renderer(creq.model, rid, include_usage=creq.include_usage)
     interval = request.app[STATE].settings.server.keepalive_s
     keepalive = KeepAlive(request, interval, renderer.ping, {**SSE_HEADERS, "request-id": rid, "x-request-id": rid})
     try:
@@ -193,7 +121,7 @@ async def _stream(
 
 
 async def _relay(
-    request: web.Request, response: web.StreamResponse, renderer, opened: Opened, ledger: Ledger, keepalive: KeepAlive
+    request: web.Request, response: web.StreamResponse, renderer: StreamRenderer, opened: Opened, ledger: Ledger, keepalive: KeepAlive
 ) -> web.StreamResponse:
     passthrough = False
 

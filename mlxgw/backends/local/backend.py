@@ -13,39 +13,22 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from mlxgw.backends.local.messages import to_hf_messages, to_hf_tools
+from mlxgw.backends.local.process import GONE, WorkerProcess, worker_env
 from mlxgw.canonical import ChatRequest, Event, Finish, Progress, Start
 from mlxgw.errors import UpstreamError
-from mlxgw.protocols.common import cannot, capped
-from mlxgw.worker.chat import to_hf_messages, to_hf_tools
-from mlxgw.worker.client import GONE, WorkerProcess, worker_env
-from mlxgw.worker.protocol import event_from_wire
+from mlxgw.settings import LocalSettings
+from mlxgw.wires.fields import cannot, capped
+from mlxgw.worker.frames import Job, event_from_wire
 
 log = logging.getLogger("mlxgw.local")
 
 # Restart delays after consecutive crashes: 0.25 s, 0.5 s, 1 s ... at most 8 s.
 BACKOFF_BASE_S = 0.25
 BACKOFF_MAX_S = 8.0
-
-
-@dataclass
-class LocalSettings:
-    max_loaded_models: int = 2
-    memory_limit_gb: float | None = None  # MLX's memory limit in the worker; None: MLX's default
-    idle_unload_s: float | None = 900.0  # None or 0: keep models loaded
-    prompt_cache_gb: float = 1.0  # KV caches kept for reuse, per loaded model
-    # Prompt tokens computed per step: a long prompt reports progress, can be cancelled and leaves
-    # its cache behind at this granularity (mlx-lm's default).
-    prefill_step_size: int = 2048
-    # The longest the worker may stay silent on a request, before its first event and between
-    # two, before the request fails as a retryable timeout. A model load is silent: this must
-    # cover the largest model's load. Long prompts report progress, so they need not fit in it.
-    first_byte_timeout_s: float = 120.0
-    python: str = sys.executable
-    env: dict[str, str] = field(default_factory=dict)
 
 
 ModelMap = dict[str, str] | Callable[[], dict[str, str]]
@@ -66,9 +49,18 @@ class LocalBackend:
     name = "local"
     kind = "local"
 
-    def __init__(self, *, models: ModelMap, settings: Any = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        *,
+        models: ModelMap,
+        settings: LocalSettings | None = None,
+        python: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self._models = models
-        self.settings = _settings(settings, overrides)
+        self.settings = settings or LocalSettings()
+        self._python = python or sys.executable  # the worker's interpreter
+        self._env = env or {}  # added to the worker's environment
         self._worker: WorkerProcess | None = None
         self._starting: asyncio.Task[WorkerProcess] | None = None
         self._configuring: set[asyncio.Task] = set()
@@ -81,11 +73,11 @@ class LocalBackend:
     async def start(self) -> None:
         await self._ensure_worker()
 
-    def configure(self, **changes: Any) -> None:
+    def configure(self, settings: LocalSettings) -> None:
         """New settings (a reloaded config's [local]), applied live: the daemon's own timeouts from
         the next wait on, the worker's limits sent to the running worker, which takes them as they
         are (a worker started later gets them at its start)."""
-        old, self.settings = self.settings, replace(self.settings, **changes)
+        old, self.settings = self.settings, settings
         worker = self._worker
         if _worker_limits(self.settings) != _worker_limits(old) and worker is not None and worker.alive:
             self._send_limits(worker)
@@ -115,25 +107,26 @@ class LocalBackend:
 
     async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Event | Progress]:
         refuse_unsupported(request)
-        frame = {
-            "op": "generate",
-            "name": model,
-            "path": self._path(model),
-            "messages": to_hf_messages(request),
-            "tools": to_hf_tools(request),
-            "max_tokens": capped(request.max_tokens, request.output_ceiling),
-            "temperature": request.temperature,
-            "top_p": request.top_p,
-            "top_k": request.top_k,
-            "min_p": request.min_p,
-            "stop": request.stop,
-            "seed": request.seed,
-        }
+        job = Job(
+            id=0,  # the worker's request id, set below
+            name=model,
+            path=self._path(model),
+            messages=to_hf_messages(request),
+            tools=to_hf_tools(request),
+            max_tokens=capped(request.max_tokens, request.output_ceiling),
+            temperature=request.temperature,
+            top_p=request.top_p,
+            top_k=request.top_k,
+            min_p=request.min_p,
+            stop=request.stop,
+            seed=request.seed,
+        )
         worker = await self._ensure_worker()
         rid, inbox = worker.open()
         finished = False
         try:
-            worker.send({**frame, "id": rid})
+            job.id = rid
+            worker.send(job.to_frame())
             while not finished:
                 reply = await self._next(worker, inbox)
                 if "error" in reply:
@@ -188,7 +181,7 @@ class LocalBackend:
             "running": running,
             "pid": worker.pid if running else None,
             "restarts": self.restarts,
-            "settings": {**_worker_limits(self.settings), "first_byte_timeout_s": self.settings.first_byte_timeout_s},
+            "settings": {**_worker_limits(self.settings), "first_byte_timeout_s": self.settings.policy.first_byte_timeout_s},
         }
         if running:
             info.update(await self._call({"op": "status"}, worker=worker))
@@ -248,13 +241,13 @@ class LocalBackend:
             await asyncio.sleep(max(0.0, self._died_at + delay - time.monotonic()))
         limits = _worker_limits(self.settings)
         try:
-            worker = await WorkerProcess.spawn(self._argv(), worker_env(self.settings.env))
+            worker = await WorkerProcess.spawn(self._argv(), worker_env(self._env))
         except OSError as e:  # e.g. the configured python does not exist
             raise UpstreamError(
                 "unavailable", f"the local worker did not start: {e}", backend=self.name, retryable=True
             ) from e
         try:
-            await asyncio.wait_for(asyncio.shield(worker.ready), self.settings.first_byte_timeout_s)
+            await asyncio.wait_for(asyncio.shield(worker.ready), self.settings.policy.first_byte_timeout_s)
         except BaseException as e:
             worker.ready.cancel()
             worker.kill()
@@ -277,7 +270,7 @@ class LocalBackend:
 
     def _argv(self) -> list[str]:
         s = self.settings
-        argv = [s.python or sys.executable, "-m", "mlxgw.worker"]
+        argv = [self._python, "-m", "mlxgw.worker"]
         argv += ["--max-loaded-models", str(s.max_loaded_models)]
         argv += ["--idle-unload-s", str(s.idle_unload_s or 0)]
         argv += ["--prompt-cache-gb", str(s.prompt_cache_gb)]
@@ -287,7 +280,7 @@ class LocalBackend:
         return argv
 
     async def _next(self, worker: WorkerProcess, inbox: asyncio.Queue) -> dict[str, Any]:
-        timeout = self.settings.first_byte_timeout_s
+        timeout = self.settings.policy.first_byte_timeout_s
         try:
             reply = await asyncio.wait_for(inbox.get(), timeout)
         except TimeoutError:
@@ -346,14 +339,3 @@ def _worker_limits(settings: LocalSettings) -> dict[str, Any]:
         "idle_unload_s": settings.idle_unload_s or 0,
         "memory_limit_gb": settings.memory_limit_gb,
     }
-
-
-def _settings(settings: Any, overrides: dict[str, Any]) -> LocalSettings:
-    """A `LocalSettings` from any object with (some of) its attributes, then the keyword overrides."""
-    base = LocalSettings()
-    if settings is not None:
-        given = {
-            f.name: getattr(settings, f.name) for f in fields(LocalSettings) if hasattr(settings, f.name)
-        }
-        base = replace(base, **given)
-    return replace(base, **overrides)

@@ -11,28 +11,27 @@ streaming included, never outlives `request_deadline_s`.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import backoff
-
-from mlxgw import routing
-from mlxgw.backends.base import ANSWER_TIMEOUT, Item, is_meaningful
+from mlxgw.backends.base import Item, is_meaningful
 from mlxgw.backends.registry import Registry
-from mlxgw.breaker import Breaker, Breakers, Permit
-from mlxgw.canonical import ChatRequest, Progress
-from mlxgw.config import LOCAL, Policy, Settings
+from mlxgw.canonical import ChatRequest
+from mlxgw.dispatch.breaker import Breaker, Breakers, Permit
+from mlxgw.dispatch.pacing import nothing, paced, watched
+from mlxgw.dispatch.retries import retry_limits, with_retries
+from mlxgw.dispatch.route_table import Route, RouteTable
 from mlxgw.errors import GatewayError, Unsupported, UpstreamError
+from mlxgw.settings import LOCAL, Policy, Settings
 
 log = logging.getLogger("mlxgw.dispatch")
 
-RETRY_AFTER_CAP_S = 10.0  # a backend asking us to wait longer than this is skipped instead
-BACKOFF_FACTOR_S = 0.25
-BACKOFF_CAP_S = 4.0
+
 CONTEXT_LENGTH = "context_length_exceeded"
+
+
 # The upstream refused mlxgw's own credentials (or billing): the next backend may well answer.
 BACKEND_AUTH_FAILURES = (401, 402, 403)
 
@@ -61,63 +60,18 @@ class Opened:
         await self.tail.aclose()
 
 
-def _waits():
-    """Backoff waits: the upstream's Retry-After when it gave one, else full-jitter exponential."""
-    error: UpstreamError = yield
-    n = 0
-    while True:
-        if error.retry_after is not None:
-            wait = error.retry_after
-        else:
-            wait = backoff.full_jitter(min(BACKOFF_CAP_S, BACKOFF_FACTOR_S * 2**n))
-        n += 1
-        error = yield wait
-
-
-# Errors another try of the same backend cannot mend (or, for a whole answer that timed out, would
-# pay for it twice): move on to the next attempt at once.
-NOT_RETRIED = ("circuit_open", "model_not_found", "model_unavailable", ANSWER_TIMEOUT)
-
-
-def _give_up(error: UpstreamError) -> bool:
-    return (
-        not error.retryable
-        or error.code in NOT_RETRIED
-        or (error.retry_after is not None and error.retry_after > RETRY_AFTER_CAP_S)
-    )
-
-
 T = TypeVar("T")
+
+
 # One try of one attempt: (backend, breaker, policy, model, deadline) → its result.
 OneTry = Callable[..., Awaitable[T]]
-
-# The retry limits of the attempt in progress (max tries, deadline in loop time): read by the one
-# retrying wrapper below, so it is built once rather than once per attempt.
-_retry_limits: contextvars.ContextVar[tuple[int, float]] = contextvars.ContextVar("retry_limits")
-
-
-def _remaining() -> float:
-    return max(0.0, _retry_limits.get()[1] - asyncio.get_running_loop().time())
-
-
-@backoff.on_exception(
-    _waits,
-    UpstreamError,
-    max_tries=lambda: _retry_limits.get()[0],
-    max_time=_remaining,
-    giveup=_give_up,
-    jitter=None,
-    logger=None,  # we log attempts ourselves, once, at the right level
-)
-async def _with_retries(one_try: Callable[[], Awaitable[T]]) -> T:
-    return await one_try()
 
 
 class Dispatcher:
     def __init__(
         self,
         registry: Registry,
-        routes: Callable[[], routing.RouteTable],
+        routes: Callable[[], RouteTable],
         settings: Callable[[], Settings],
     ) -> None:
         self.registry = registry
@@ -125,7 +79,7 @@ class Dispatcher:
         self.settings = settings
         self.breakers = Breakers()
 
-    def route(self, model: str) -> routing.Route:
+    def route(self, model: str) -> Route:
         table = self.routes()
         route = table.resolve(model)
         if route is None:
@@ -172,7 +126,7 @@ class Dispatcher:
         return await self._walk(self.route(request.model), trace, one_try, max_tries=1)
 
     async def _walk(
-        self, route: routing.Route, trace: list[AttemptRecord], one_try: OneTry[T], *, max_tries: int | None = None
+        self, route: Route, trace: list[AttemptRecord], one_try: OneTry[T], *, max_tries: int | None = None
     ) -> T:
         """Try the route's attempts in order until one succeeds, within the request deadline; each
         up to `max_tries` times (default: its backend's policy)."""
@@ -227,30 +181,30 @@ class Dispatcher:
             record.tries += 1
             return await one_try(backend, breaker, policy, record.model, deadline)
 
-        _retry_limits.set((max_tries or policy.max_tries, deadline))
-        return await _with_retries(counted_try)
+        retry_limits.set((max_tries or policy.max_tries, deadline))
+        return await with_retries(counted_try)
 
     async def _try(
         self, backend, breaker: Breaker, policy: Policy, request: ChatRequest, model: str, deadline: float
     ) -> Opened:
         permit = _permit(breaker, backend.name)
-        paced = _paced(backend.stream(request, model), backend.name, policy, deadline, whole=not request.stream)
+        answer = paced(backend.stream(request, model), backend.name, policy, deadline, whole=not request.stream)
         head: list[Item] = []
         try:
-            async for item in paced:
+            async for item in answer:
                 head.append(item)
                 if request.stream and is_meaningful(item):
                     break
         except UpstreamError as exc:
-            await paced.aclose()
+            await answer.aclose()
             (breaker.failed if exc.retryable else breaker.released)(permit)
             raise
         except BaseException:
-            await paced.aclose()
+            await answer.aclose()
             breaker.released(permit)
             raise
         breaker.succeeded(permit)
-        tail = _watched(paced, breaker) if request.stream else _nothing(paced)
+        tail = watched(answer, breaker) if request.stream else nothing(answer)
         return Opened(backend.name, model, head, tail)
 
 
@@ -261,75 +215,6 @@ def _permit(breaker: Breaker, name: str) -> Permit:
             "unavailable", f"backend {name} is failing; its circuit is open", backend=name, retryable=True, code="circuit_open"
         )
     return permit
-
-
-async def _paced(
-    source: AsyncIterator[Item], name: str, policy: Policy, deadline: float, *, whole: bool
-) -> AsyncIterator[Item]:
-    """Bound the silence before each item, all within the request deadline.
-
-    Until the first meaningful item, a stream may be silent for first_byte_timeout_s at a time: any
-    item, `Progress` included, proves the backend alive and restarts that wait, so a long prefill that
-    reports progress is never cut off. After it, idle_timeout_s. A whole (non-streamed) answer comes
-    in one piece only once it is fully generated, so answer_timeout_s bounds the wait for its first
-    item, and idle_timeout_s the waits after; such an answer that times out is not retried on the
-    same backend (`ANSWER_TIMEOUT`). `Progress` items stop here: they have nothing to send.
-    """
-    loop = asyncio.get_running_loop()
-    stream = source.__aiter__()
-    answer_by = loop.time() + policy.answer_timeout_s
-    started = heard = False
-    try:
-        while True:
-            if started or (whole and heard):
-                limit = loop.time() + policy.idle_timeout_s
-            else:
-                limit = answer_by if whole else loop.time() + policy.first_byte_timeout_s
-            limit = min(deadline, limit)
-            try:
-                async with asyncio.timeout_at(limit):
-                    item = await stream.__anext__()
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                if limit == deadline:
-                    what = "the request deadline passed"
-                elif whole and not heard:
-                    what = f"no answer within {policy.answer_timeout_s:g} s"
-                elif started or whole:
-                    what = f"it went silent for {policy.idle_timeout_s:g} s"
-                else:
-                    what = f"it sent nothing for {policy.first_byte_timeout_s:g} s before answering"
-                raise UpstreamError(
-                    "timeout", f"backend {name} timed out: {what}", backend=name, retryable=True,
-                    code=ANSWER_TIMEOUT if whole else None,
-                ) from None
-            heard = True
-            if isinstance(item, Progress):
-                continue
-            started = started or is_meaningful(item)
-            yield item
-    finally:
-        await stream.aclose()
-
-
-async def _watched(stream: AsyncIterator[Item], breaker: Breaker) -> AsyncIterator[Item]:
-    """The rest of a committed stream; a backend that breaks mid-answer counts against its breaker."""
-    try:
-        async for item in stream:
-            yield item
-    except UpstreamError as exc:
-        if exc.retryable:
-            breaker.failed(Permit())
-        raise
-    finally:
-        await stream.aclose()
-
-
-async def _nothing(stream: AsyncIterator[Item]) -> AsyncIterator[Item]:
-    await stream.aclose()
-    return
-    yield
 
 
 def _client_facing(exc: UpstreamError) -> GatewayError:

@@ -19,37 +19,27 @@ from mlxgw.canonical import (
     Usage,
     merge_usage,
 )
-from mlxgw.errors import GatewayError, UnreadableUpstream
-
-from .common import (
+from mlxgw.errors import (
+    GatewayError,
+    UnreadableUpstream,
+)
+from mlxgw.wires.common import (
     FINISH_FROM_OPENAI,
     FINISH_TO_OPENAI,
     dumps,
     new_id,
     response_id,
+)
+from mlxgw.wires.error_map import (
+    ERROR_TYPES,
     stream_error,
 )
-from .sse import KEEPALIVE, frame
-from .upstream_fields import typed, typed_field
-
-# OpenAI's `kind` → error `type`. OpenAI itself says invalid_request_error for 404s (code model_not_found).
-ERROR_TYPES: dict[str, str] = {
-    "invalid_request": "invalid_request_error",
-    "authentication": "authentication_error",
-    "permission": "permission_error",
-    "not_found": "invalid_request_error",
-    "request_too_large": "request_too_large",
-    "rate_limit": "rate_limit_error",
-    "api_error": "api_error",
-    "bad_gateway": "api_error",
-    "unavailable": "overloaded_error",
-    "timeout": "timeout_error",
-    "overloaded": "overloaded_error",
-}
+from mlxgw.wires.sse import KEEPALIVE, frame
+from mlxgw.wires.upstream_fields import typed, typed_field
 
 
 def error_object(err: GatewayError) -> dict:
-    return {"message": err.message, "type": ERROR_TYPES[err.kind], "param": err.param, "code": err.code}
+    return {"message": err.message, "type": ERROR_TYPES[err.kind]["openai"], "param": err.param, "code": err.code}
 
 
 def finish_from_openai(reason: Any, had_tool_calls: bool) -> FinishReason:

@@ -2,8 +2,7 @@
 
 Daemon → worker, each with an integer `id` chosen by the daemon (unique per worker):
 
-    {"op": "generate", "id", "name", "path", "messages", "tools", "max_tokens", "temperature",
-     "top_p", "top_k", "min_p", "stop", "seed"}
+    {"op": "generate", "id", ...the fields of `Job`}
     {"op": "cancel", "id"}                      the request's sequence leaves the batch at once
     {"op": "count", "id", "name", "path", "messages", "tools"}
     {"op": "load" | "unload", "id", "name", "path"}
@@ -27,7 +26,7 @@ consecutive text of one request into one event.
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from mlxgw.canonical import (
@@ -41,6 +40,33 @@ from mlxgw.canonical import (
     ToolCallStart,
     Usage,
 )
+
+
+@dataclass
+class Job:
+    """A generation request: what the daemon sends in a "generate" frame, and the worker reads."""
+
+    id: int
+    name: str
+    path: str
+    messages: list[dict]
+    tools: list[dict] = field(default_factory=list)
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+
+    def to_frame(self) -> dict[str, Any]:
+        return {"op": "generate", **asdict(self)}
+
+    @classmethod
+    def from_frame(cls, frame: dict[str, Any]) -> Job:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in frame.items() if k in names and v is not None})
+
 
 TAGS: dict[str, type] = {
     "start": Start,

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from mlxgw.worker.protocol import MAX_FRAME_BYTES, decode, encode
+from mlxgw.worker.frames import MAX_FRAME_BYTES, decode, encode
 
 log = logging.getLogger("mlxgw.worker")
 

@@ -8,7 +8,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from mlxgw import paths
-from mlxgw.config import LOCAL, MAX_CHAIN, WILDCARDS, MappingSettings, Target, is_pattern
+from mlxgw.settings import LOCAL, MAX_CHAIN, WILDCARDS, MappingSettings, Target, is_pattern
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,61 @@
+"""The commented config a fresh home starts with: what `$EDITOR "$(mlxgw config path)"` opens.
+Its numbers are the defaults of `mlxgw.settings`, so the two never disagree."""
+
+from mlxgw.settings import LocalSettings, Policy, ServerSettings
+
+DEFAULT_CONFIG = """\
+# mlxgw configuration. Edit freely: mlxgw keeps your comments and layout.
+# Changes are picked up by a running daemon within a second or two.
+# API keys do not belong here: use `mlxgw creds set NAME` (they are stored encrypted).
+
+[server]
+host = "127.0.0.1"   # keep it on loopback unless you have created client keys (`mlxgw keys create`)
+port = {S.port}
+request_deadline_s = {S.request_deadline_s:g}   # a request, retries and fallbacks included, never takes longer
+# keepalive_s = {S.keepalive_s:g}         # a streamed answer silent this long gets a keep-alive (a long prefill, a slow upstream); 0: never
+max_request_mb = {S.max_request_mb:g}        # larger bodies are refused with 413
+request_log_days = {S.request_log_days:g}      # `mlxgw log` and `stats` keep this many days of requests; 0: keep them all
+# header_timeout_s = {S.header_timeout_s:g}    # a connection must send a whole request head within this (also: idle keep-alive); read at start
+# body_timeout_s = {S.body_timeout_s:g}      # ...and then the request's whole body within this, or get 408
+# Web pages cannot call mlxgw (it refuses browser Origins, and Host names other than loopback and
+# the bound address, which stops DNS rebinding). For a browser app you trust, list its origin; CORS
+# preflights are then answered. A name mlxgw is reached by (behind a proxy, on the LAN) goes in allowed_hosts.
+# allowed_origins = ["http://localhost:3000"]
+# allowed_hosts = ["mlxgw.lan", "*.example.com"]
+# Defaults for every backend (each [backends.NAME] may override them):
+# connect_timeout_s = {P.connect_timeout_s:g}
+# first_byte_timeout_s = {P.first_byte_timeout_s:g}
+# idle_timeout_s = {P.idle_timeout_s:g}
+# answer_timeout_s = {P.answer_timeout_s:g}   # a non-streamed answer, which arrives only once fully generated
+# max_tries = {P.max_tries}
+# breaker_failures = {P.breaker_failures}
+# breaker_cooldown_s = {P.breaker_cooldown_s:g}
+
+[local]
+# The MLX worker that runs local models. Every key here applies live: a running worker takes new
+# limits without a restart (models over a lowered limit are unloaded once idle).
+max_loaded_models = {L.max_loaded_models}
+idle_unload_s = {L.idle_unload_s:g}          # a model unused this long is unloaded; 0: keep models loaded
+# memory_limit_gb = 16
+# first_byte_timeout_s = {P.first_byte_timeout_s:g} # the longest the worker may stay silent on a request (a model load included)
+
+# Cloud backends. `mlxgw creds set openai` adds one for you.
+# [backends.openai]
+# type = "openai"                              # or "anthropic"
+# base_url = "https://api.openai.com/v1"       # any OpenAI-compatible server works
+# api_key_env = "OPENAI_API_KEY"               # optional: read the key from the environment
+# max_output_tokens = 16384                    # optional: no request may ask for more (larger ones are lowered)
+# max_tokens_field = "max_completion_tokens"   # openai type: the output-limit field translated requests use;
+#                                              # default max_completion_tokens for api.openai.com and Azure
+#                                              # OpenAI (their reasoning models refuse max_tokens), else
+#                                              # max_tokens (older servers ignore the other field)
+
+# Mappings: which backend answers which model name (fnmatch patterns; higher priority wins).
+# [[mappings]]
+# pattern = "gpt-*"
+# backend = "openai"
+# fallbacks = ["local:demo"]                   # "BACKEND" or "BACKEND:MODEL"
+# priority = 0
+# max_output_tokens = 16384                    # optional: the model's output limit; every attempt of this
+#                                              # mapping asks for at most that (and the backend's own, if lower)
+""".format(S=ServerSettings(), P=Policy(), L=LocalSettings())

@@ -1,1 +1,0 @@
-"""Wire protocols: pure translation between each API's JSON/SSE and the canonical model."""

@@ -1,0 +1,66 @@
+"""What the request log keeps of one request, filled in as it is answered."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from aiohttp import web
+
+from mlxgw.backends.base import Item, RawFrame
+from mlxgw.canonical import Start, Usage, merge_usage
+from mlxgw.dispatch.dispatcher import AttemptRecord
+from mlxgw.errors import GatewayError
+from mlxgw.server.middleware import request_id
+
+
+class Ledger:
+    """One request's row of the request log."""
+
+    def __init__(self, request: web.Request, protocol: str) -> None:
+        self.request = request
+        self.protocol = protocol
+        self.started = time.monotonic()
+        self.first_byte: float | None = None
+        self.model = ""
+        self.stream = False
+        self.attempts: list[AttemptRecord] = []
+        self.usage = Usage()
+        self.status = 200
+        self.error_kind: str | None = None
+
+    def observe(self, item: Item) -> None:
+        for ev in item.events if isinstance(item, RawFrame) else (item,):
+            if isinstance(ev, Start) and ev.input_tokens is not None:
+                self.usage.input_tokens = ev.input_tokens
+            elif isinstance(ev, Usage):
+                merge_usage(self.usage, ev)
+
+    def sent_first_byte(self) -> None:
+        if self.first_byte is None:
+            self.first_byte = time.monotonic()
+
+    def failed(self, err: GatewayError, *, before_first_byte: bool) -> None:
+        self.error_kind = err.code or err.kind
+        if before_first_byte:
+            self.status = err.status
+
+    def row(self) -> dict:
+        served = next((a for a in reversed(self.attempts) if a.error is None), None)
+        ms = 1000.0
+        return {
+            "request_id": request_id(self.request),
+            "protocol": self.protocol,
+            "requested_model": self.model,
+            "backend": served.backend if served else None,
+            "model": served.model if served else None,
+            "attempts": json.dumps([a.as_json() for a in self.attempts]),
+            "fallbacks": max(0, len(self.attempts) - 1),
+            "status": self.status,
+            "stream": self.stream,
+            "latency_ms": round((time.monotonic() - self.started) * ms, 2),
+            "ttft_ms": round((self.first_byte - self.started) * ms, 2) if self.first_byte else None,
+            "input_tokens": self.usage.input_tokens,
+            "output_tokens": self.usage.output_tokens,
+            "error_kind": self.error_kind,
+        }

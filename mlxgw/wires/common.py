@@ -1,0 +1,108 @@
+"""What the wires share besides errors and field checks: finish-reason tables, turn merging, ids
+and JSON helpers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import string
+from collections.abc import Mapping
+from typing import Any
+
+from mlxgw.canonical import FinishReason, Message, ToolResultPart
+
+log = logging.getLogger("mlxgw.wires")
+
+
+FINISH_TO_OPENAI: dict[str, str] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+
+FINISH_FROM_OPENAI: dict[str, FinishReason] = {
+    "stop": "end_turn",  # OpenAI does not say whether a stop string matched
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+
+
+FINISH_FROM_ANTHROPIC: dict[str, FinishReason] = {
+    "end_turn": "end_turn",
+    "max_tokens": "max_tokens",
+    "stop_sequence": "stop_sequence",
+    "tool_use": "tool_use",
+    "pause_turn": "pause_turn",
+    "refusal": "refusal",
+    "model_context_window_exceeded": "max_tokens",
+}
+
+
+def lower_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    return {k.lower(): v for k, v in (headers or {}).items()}
+
+
+def merge_turns(messages: list[Message]) -> list[Message]:
+    """Drop empty turns and join consecutive turns of the same role (Anthropic needs alternation).
+
+    Within a user turn, tool results go first: Anthropic requires them right after the tool calls.
+    """
+    merged: list[Message] = []
+    for msg in messages:
+        if not msg.content:
+            continue
+        if merged and merged[-1].role == msg.role:
+            merged[-1] = Message(msg.role, merged[-1].content + msg.content)
+        else:
+            merged.append(Message(msg.role, list(msg.content)))
+    for msg in merged:
+        if msg.role == "user":
+            msg.content.sort(key=lambda part: not isinstance(part, ToolResultPart))
+    return merged
+
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+
+
+def response_id(source_id: str | None, request_id: str, prefix: str) -> str:
+    """Keep the id the source gave; otherwise derive one from the gateway's request id, for tracing."""
+    if source_id:
+        return source_id
+    return prefix + request_id.removeprefix("req_") if request_id else new_id(prefix)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def parse_arguments(arguments: str) -> dict:
+    """Tool-call arguments as an object; a model's broken JSON becomes {} rather than a failed turn."""
+    if not arguments.strip():
+        return {}
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        log.debug("tool call arguments are not valid JSON; sending {}: %r", arguments[:200])
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def parse_data_url(url: str) -> tuple[str, str] | None:
+    """(media_type, base64 data) of a `data:<type>;base64,<data>` URL, else None."""
+    if not url.startswith("data:"):
+        return None
+    header, sep, data = url[5:].partition(",")
+    if not sep or not header.endswith(";base64"):
+        return None
+    return header.removesuffix(";base64") or "application/octet-stream", data
