@@ -1,8 +1,9 @@
 """Fake OpenAI and Anthropic upstreams that answer at once, in a process of their own.
 
 `python -m bench.upstream --ready-file F` serves until SIGTERM; once listening it writes
-{"openai": base_url, "anthropic": base_url} to F. The fakes are
-the test suite's (tests/fakes), told not to keep a record of each request: a benchmark sends a lot.
+{"openai": base_url, "anthropic": base_url} to F. The fakes are the ones the test suite uses (the
+`fakes` package at the repository's root), told not to keep a record of each request: a benchmark
+sends a lot.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import os
 import signal
 
-from tests.fakes.upstream import FakeAnthropic, FakeOpenAI
+from fakes.upstream import FakeAnthropic, FakeOpenAI
 
 
 def _forgetful(cls):

@@ -76,15 +76,21 @@ def exclusive_lock(path: Path, *, wait_s: float, busy: str) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise LockBusy(busy) from None
-                time.sleep(LOCK_POLL_S)
+        if not flock_within(fd, wait_s):
+            raise LockBusy(busy)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def flock_within(fd: int, wait_s: float) -> bool:
+    """Take an exclusive flock on `fd`, waiting up to `wait_s`; False if another holder kept it."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(LOCK_POLL_S)

@@ -45,10 +45,10 @@ def home_lock(wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
             _held.depth = 0
 
 
-def _load_and_sync(path: Path, vault: Vault) -> SyncReport:
+def _load_and_sync(path: Path, vault: Vault, *, rewrite_config: bool = True) -> SyncReport:
     """Read the config (inside the lock, never before it) and make the store match it."""
     config.ensure_config(path)
-    return sync(config.load(path), vault)
+    return sync(config.load(path), vault, rewrite_config=rewrite_config)
 
 
 @dataclass
@@ -68,11 +68,12 @@ class Workspace:
             report = _load_and_sync(path, vault)
         return cls(path, report.settings, vault, report)
 
-    def resync(self, *, wait_s: float = LOCK_WAIT_S) -> SyncReport:
-        """Re-read the config and sync it. The daemon passes wait_s=0: rather than block its event
-        loop behind a command's edit, it retries on its next poll."""
+    def resync(self, *, wait_s: float = LOCK_WAIT_S, rewrite_config: bool = True) -> SyncReport:
+        """Re-read the config and sync it. The daemon passes wait_s=0 (rather than block its event
+        loop behind a command's edit, it retries on its next poll) and rewrite_config=False: moving
+        a plaintext key out of the user's file is a command's job, never the background's."""
         with home_lock(wait_s):
-            return self._took(_load_and_sync(self.config_path, self.vault))
+            return self._took(_load_and_sync(self.config_path, self.vault, rewrite_config=rewrite_config))
 
     @contextmanager
     def edit(self) -> Iterator[ConfigEditor]:

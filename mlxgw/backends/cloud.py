@@ -32,7 +32,7 @@ BASE_HEADERS = {"content-type": "application/json", "accept": "application/json"
 
 class CloudBackend:
     kind: str
-    wire: UpstreamWire
+    wire: UpstreamWire  # a wire module (mlxgw.wires.*)
     chat_path: str
 
     def __init__(self, upstream: Upstream, *, anthropic_version: str = "2023-06-01") -> None:
@@ -191,7 +191,7 @@ def _read_frames(
 
 class OpenAIBackend(CloudBackend):
     kind = "openai"
-    wire = openai.WIRE
+    wire = openai
     chat_path = "/chat/completions"
     models_path = "/models"
 
@@ -217,7 +217,7 @@ class OpenAIBackend(CloudBackend):
 
 class AnthropicBackend(CloudBackend):
     kind = "anthropic"
-    wire = anthropic.WIRE
+    wire = anthropic
     chat_path = "/v1/messages"
     models_path = "/v1/models?limit=1000"
 

@@ -10,7 +10,7 @@ from peewee import DatabaseError
 from typer.core import TyperGroup
 
 from mlxgw import __version__, paths
-from mlxgw.cli import chat, config_cmd, creds, keys, lifecycle, mappings, models, requests, serve, service
+from mlxgw.cli import chat, config_cmd, creds, keys, lifecycle, mappings, models, request_log, serve, service
 from mlxgw.cli.output import fail
 from mlxgw.config import ensure_config
 from mlxgw.errors import MlxgwError
@@ -88,7 +88,7 @@ app.add_typer(service.app, name="service")
 serve.register(app)
 lifecycle.register(app)
 chat.register(app)
-requests.register(app)
+request_log.register(app)
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ def chat(
 ) -> None:
     """Chat with a model through the running gateway (/help inside lists the commands)."""
     from mlxgw import config, paths
-    from mlxgw.daemon.client import Conversation, DaemonClient, base_url
+    from mlxgw.daemon.calls import Conversation, DaemonClient, base_url
 
     client = DaemonClient(base_url(config.load(paths.config_path())), api_key)
     names = client.models()  # also tells, in one line, when no daemon answers

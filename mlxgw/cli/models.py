@@ -14,7 +14,7 @@ from rich.text import Text
 
 from mlxgw import paths
 from mlxgw.cli.output import console, emit_json, err_console
-from mlxgw.daemon import client as daemon
+from mlxgw.daemon import calls as daemon
 from mlxgw.dispatch import route_table
 from mlxgw.errors import MlxgwError
 from mlxgw.settings import MappingSettings

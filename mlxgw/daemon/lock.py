@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mlxgw import paths
 from mlxgw.errors import MlxgwError
+from mlxgw.fsutil import flock_within
 
 LOCK_NAME = "mlxgw.lock"
 # `holder()` takes the lock for a few microseconds to test it: a starting daemon must not mistake
@@ -64,16 +65,9 @@ class ServeLock:
     @classmethod
     def acquire(cls, wait_s: float = ACQUIRE_WAIT_S) -> ServeLock:
         fd = os.open(lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise MlxgwError(f"{describe(holder())}; stop it with `mlxgw stop`") from None
-                time.sleep(0.05)
+        if not flock_within(fd, wait_s):
+            os.close(fd)
+            raise MlxgwError(f"{describe(holder())}; stop it with `mlxgw stop`")
         lock = cls(fd)
         lock._write(DaemonInfo(os.getpid()))
         paths.pid_path().write_text(f"{os.getpid()}\n")

@@ -28,7 +28,7 @@ async def count_tokens(request: web.Request) -> web.Response:
 async def models(request: web.Request) -> web.Response:
     names = await request.app[CATALOG].listed(request.app[STATE].routes)
     created = int(time.time())
-    if wire_for(request) is anthropic.WIRE:
+    if wire_for(request) is anthropic:
         stamp = dt.datetime.fromtimestamp(created, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         data = [{"type": "model", "id": n, "display_name": n, "created_at": stamp} for n in names]
         return web.json_response(

@@ -57,7 +57,7 @@ class LiveState:
         """Re-read everything. A config that fails to load keeps the last good settings."""
         if resync:
             try:
-                report = self.workspace.resync(wait_s=0)
+                report = self.workspace.resync(wait_s=0, rewrite_config=False)
             except LockBusy:
                 raise  # a command is editing the config: take its change whole, on the next poll
             except MlxgwError as exc:
@@ -65,6 +65,12 @@ class LiveState:
             else:
                 for redirect in report.redirected:
                     log.warning("%s", redirect)
+                for name in report.settings.plaintext_keys:
+                    log.warning(
+                        "backend %r has a plaintext api_key in %s: it is stored encrypted and used, but stays in the "
+                        "file until `mlxgw config sync` (or any mlxgw command) moves it out",
+                        name, report.settings.path,
+                    )
         self.registry.refresh(self.workspace.settings)
         if self.on_settings is not None:
             self.on_settings(self.workspace.settings)

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 
 from mlxgw.config import ConfigEditor
+from mlxgw.errors import CredentialError
 from mlxgw.settings import MappingSettings, Settings
 from mlxgw.store import credentials
 from mlxgw.store.database import bump_generation
@@ -60,9 +61,17 @@ def _current_rows() -> list[dict]:
     ]
 
 
-def sync(settings: Settings, vault: Vault) -> SyncReport:
-    """Make the store match `settings`. Plaintext `api_key`s are encrypted into the store and then
-    removed from the TOML file. Runs under the home's edit lock (mlxgw.workspace takes it)."""
+def _stored_key(name: str, vault: Vault) -> str | None:
+    try:
+        return credentials.get_key(name, vault)
+    except CredentialError:
+        return None  # unreadable: a plaintext key in the config replaces it
+
+
+def sync(settings: Settings, vault: Vault, *, rewrite_config: bool = True) -> SyncReport:
+    """Make the store match `settings`. Plaintext `api_key`s are encrypted into the store and, with
+    `rewrite_config` (the CLI's syncs), removed from the TOML file; the daemon only reads the file.
+    Runs under the home's edit lock (mlxgw.workspace takes it)."""
     report = SyncReport(settings)
     rows = [_mapping_row(i, m) for i, m in enumerate(settings.mappings)]
     with db.obj.atomic():
@@ -76,12 +85,13 @@ def sync(settings: Settings, vault: Vault) -> SyncReport:
             key = settings.plaintext_keys.get(name)
             if row is not None and row.encrypted_key and not key and row.base_url != backend.base_url:
                 report.redirected.append(KeyRedirect(name, row.base_url, backend.base_url))
-            if row is None or (row.type, row.base_url) != (backend.type, backend.base_url) or key:
+            new_key = key is not None and (row is None or _stored_key(name, vault) != key)
+            if row is None or (row.type, row.base_url) != (backend.type, backend.base_url) or new_key:
                 credentials.upsert(name, backend.type, backend.base_url, key, vault)
                 report.changed = True
         if report.changed:
             bump_generation()
-    if settings.plaintext_keys:
+    if settings.plaintext_keys and rewrite_config:
         editor = ConfigEditor(settings.path)
         report.keys_moved = editor.strip_api_keys()
         report.settings = editor.save()

@@ -1,7 +1,7 @@
 """Wire protocols: pure translation between each API's JSON/SSE and the canonical model.
 
-`WIRES` lists them; a new protocol is one package here (both faces, see `base.Wire`) and one line
-in that table. `client_wire` picks the protocol a client's HTTP request speaks.
+`WIRES` lists them; a new protocol is one package here whose module implements `base.Wire` (both
+faces) and one entry in that table. `client_wire` picks the protocol a client's HTTP request speaks.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from mlxgw.wires import anthropic, openai
 from mlxgw.wires.base import Wire
 
-WIRES: dict[str, Wire] = {wire.name: wire for wire in (anthropic.WIRE, openai.WIRE)}
-DEFAULT = openai.WIRE  # for paths no wire claims (errors on unknown endpoints, /health)
+WIRES: dict[str, Wire] = {wire.name: wire for wire in (anthropic, openai)}  # modules, each a Wire
+DEFAULT: Wire = openai  # for paths no wire claims (errors on unknown endpoints, /health)
 
 
 def client_wire(path: str, headers: Mapping[str, str]) -> Wire:

@@ -10,7 +10,7 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
-from mlxgw.canonical import FinishReason, Message, ToolResultPart
+from mlxgw.canonical import FinishReason, Message, Start, ToolResultPart, Usage, merge_usage
 
 log = logging.getLogger("mlxgw.wires")
 
@@ -106,3 +106,22 @@ def parse_data_url(url: str) -> tuple[str, str] | None:
     if not sep or not header.endswith(";base64"):
         return None
     return header.removesuffix(";base64") or "application/octet-stream", data
+
+
+class RendererState:
+    """What every stream renderer keeps: the answer's id (the source's, if it gives one before the
+    stream begins), whether it began, ended or failed, and the usage so far."""
+
+    def __init__(self, model: str, request_id: str, id_prefix: str) -> None:
+        self.model = model
+        self.request_id = request_id
+        self._id = response_id(None, request_id, id_prefix)
+        self._usage = Usage()
+        self._started = False
+        self._finished = False
+        self._failed = False
+
+    def _take_start(self, event: Start) -> None:
+        if event.id and not self._started:
+            self._id = event.id
+        merge_usage(self._usage, Usage(event.input_tokens, None, event.cache_read_tokens, event.cache_write_tokens))

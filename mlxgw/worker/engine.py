@@ -24,8 +24,8 @@ from mlx_lm.sample_utils import make_sampler
 
 from mlxgw.canonical import Event, Finish, Start, Usage
 from mlxgw.worker.frames import Job, event_to_wire
-from mlxgw.worker.output import SequenceOutput, initial_state
 from mlxgw.worker.pool import ModelPool, ModelUnavailable, Slot
+from mlxgw.worker.sequence_events import SequenceOutput, initial_state
 
 log = logging.getLogger("mlxgw.worker")
 

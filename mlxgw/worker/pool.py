@@ -21,7 +21,7 @@ from mlx_lm.generate import BatchGenerator
 from mlx_lm.models.cache import LRUPromptCache, make_prompt_cache
 from mlx_lm.utils import load_tokenizer
 
-from mlxgw.worker.output import TextRules
+from mlxgw.worker.sequence_events import TextRules
 
 # Temperature when neither the request nor the model's generation_config.json sets one: the
 # default of the OpenAI and Anthropic APIs.

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from bench import procs
-from tests.fakes.upstream import FakeOpenAI, Reply, refused_url
+from fakes.upstream import FakeOpenAI, Reply, refused_url
 from tests.reliability.daemon import ANTHROPIC_HEADERS, daemon
 from tests.reliability.sse import error_shape_ok, judge
 

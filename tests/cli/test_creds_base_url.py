@@ -8,11 +8,11 @@ import logging
 
 import openai
 
+from fakes.upstream import FakeOpenAI
 from mlxgw import paths
 from tests.daemon.helpers import run_cli
-from tests.fakes.upstream import FakeOpenAI
 from tests.foundation.helpers import cli
-from tests.gateway.conftest import start_gateway
+from tests.gateway.helpers import start_gateway
 
 KEY = "sk-test-creds-upstream-0001"
 MSG = [{"role": "user", "content": "hi"}]

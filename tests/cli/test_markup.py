@@ -15,9 +15,9 @@ import openai
 import pexpect
 import pytest
 
+from fakes.upstream import FakeOpenAI, Reply
 from tests.daemon.helpers import MLXGW, Daemons, free_port, run_cli, upstream_in_thread, use_port
 from tests.failover.rig import client, gateway_for
-from tests.fakes.upstream import FakeOpenAI, Reply
 from tests.foundation.helpers import cli
 
 NAMES = ["[/oops]", "[bold red]loud[/bold red]", "[link=http://x.test]y", "a\\[b]"]

@@ -14,7 +14,7 @@ from mlxgw import paths
 from mlxgw.store.tables import RequestLog, utcnow
 from mlxgw.workspace import Workspace
 from tests.foundation.helpers import cli
-from tests.gateway.conftest import start_gateway
+from tests.gateway.helpers import start_gateway
 
 
 def _row(age: dt.timedelta, **kw) -> dict:

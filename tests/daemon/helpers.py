@@ -14,9 +14,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+from fakes.upstream import FakeOpenAI, Reply
 from mlxgw import config, paths
 from mlxgw.daemon.lock import DaemonInfo, holder
-from tests.fakes.upstream import FakeOpenAI, Reply
 
 MLXGW = [sys.executable, "-m", "mlxgw"]
 

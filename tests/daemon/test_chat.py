@@ -9,8 +9,8 @@ import sys
 import pexpect
 import pytest
 
+from fakes.upstream import Reply
 from tests.daemon.helpers import MLXGW, run_cli, upstream_in_thread, wait_until
-from tests.fakes.upstream import Reply
 from tests.foundation.helpers import cli
 
 

@@ -10,9 +10,9 @@ import time
 import openai
 import pytest
 
+from fakes.upstream import Reply
 from mlxgw.daemon.lock import holder
 from tests.daemon.helpers import MLXGW, alive, upstream_in_thread, wait_until
-from tests.fakes.upstream import Reply
 from tests.foundation.helpers import cli
 
 CHUNKS = ["one ", "two ", "three ", "four ", "five"]

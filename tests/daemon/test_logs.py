@@ -7,9 +7,9 @@ import logging
 import openai
 import pytest
 
+from fakes.upstream import Reply
 from mlxgw import logs, paths
 from tests.daemon.helpers import run_cli, upstream_in_thread
-from tests.fakes.upstream import Reply
 from tests.foundation.helpers import cli
 
 UPSTREAM_KEY = "sk-test-daemon-upstream-SECRET-0001"

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
 
+import aiohttp
 import openai
 
 from mlxgw import paths
-from tests.gateway.conftest import start_gateway
+from mlxgw.store import request_log
+from tests.gateway.helpers import start_gateway
+
+MSG = [{"role": "user", "content": "hi"}]
 
 FAST = {"connect_timeout_s": 1, "first_byte_timeout_s": 1, "idle_timeout_s": 1, "max_tries": 2,
         "breaker_failures": 100, "breaker_cooldown_s": 30}
@@ -51,3 +56,19 @@ class Clock:
 
     def __exit__(self, *exc):
         self.elapsed = time.monotonic() - self.start
+
+
+async def flushed_rows():
+    for _ in range(50):
+        rows = request_log.tail(50)
+        if rows:
+            return rows
+        await asyncio.sleep(0.1)
+    return []
+
+
+async def post(url: str, model: str = "m", stream: bool = False) -> tuple[int, dict, bytes]:
+    async with aiohttp.ClientSession() as s, s.post(
+        url + "/v1/chat/completions", json={"model": model, "messages": MSG, "stream": stream}
+    ) as r:
+        return r.status, dict(r.headers), await r.read()

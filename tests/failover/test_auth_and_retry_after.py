@@ -6,8 +6,8 @@ import json
 
 import aiohttp
 
+from fakes.upstream import FakeOpenAI, Reply
 from tests.failover.rig import gateway_for
-from tests.fakes.upstream import FakeOpenAI, Reply
 
 MSG = [{"role": "user", "content": "hi"}]
 

@@ -9,14 +9,13 @@ import time
 import aiohttp
 import pytest
 
+from fakes.upstream import FakeOpenAI, Reply
 from mlxgw.canonical import ChatRequest, Message, TextPart
 from mlxgw.dispatch.breaker import Breaker
 from mlxgw.errors import UpstreamError
 from mlxgw.server.appkeys import DISPATCHER
-from tests.failover.rig import client, gateway_for, write_config
-from tests.failover.test_failover import post
-from tests.fakes.upstream import FakeOpenAI, Reply
-from tests.gateway.conftest import start_gateway
+from tests.failover.rig import client, gateway_for, post, write_config
+from tests.gateway.helpers import start_gateway
 
 MSG = [{"role": "user", "content": "hi"}]
 

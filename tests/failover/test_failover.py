@@ -10,27 +10,8 @@ import openai
 import pytest
 from aiohttp.test_utils import TestServer
 
-from mlxgw.store import request_log
-from tests.failover.rig import Clock, client, gateway_for
-from tests.fakes.upstream import FakeAnthropic, FakeOpenAI, Reply, Usage, refused_url
-
-MSG = [{"role": "user", "content": "hi"}]
-
-
-async def _flushed_rows():
-    for _ in range(50):
-        rows = request_log.tail(50)
-        if rows:
-            return rows
-        await asyncio.sleep(0.1)
-    return []
-
-
-async def post(url: str, model: str = "m", stream: bool = False) -> tuple[int, dict, bytes]:
-    async with aiohttp.ClientSession() as s, s.post(
-        url + "/v1/chat/completions", json={"model": model, "messages": MSG, "stream": stream}
-    ) as r:
-        return r.status, dict(r.headers), await r.read()
+from fakes.upstream import FakeAnthropic, FakeOpenAI, Reply, Usage, refused_url
+from tests.failover.rig import MSG, Clock, client, flushed_rows, gateway_for, post
 
 
 @pytest.mark.parametrize(
@@ -61,7 +42,7 @@ async def test_primary_failure_moves_to_fallback(misbehaviour, primary_requests)
             assert len(primary.requests) == primary_requests
             assert backup.requests[0].json["model"] == "claude-x"
             assert clock.elapsed < 1 * primary_requests + 2  # first_byte_timeout 1 s per try, plus backoff
-            rows = await _flushed_rows()
+            rows = await flushed_rows()
             attempts = json.loads(rows[-1].attempts)
             assert [a["backend"] for a in attempts] == ["p", "b"]
             assert attempts[0]["error"] and attempts[1]["error"] is None

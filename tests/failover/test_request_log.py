@@ -8,9 +8,9 @@ import json
 import openai
 import pytest
 
+from fakes.upstream import FakeOpenAI, Reply, Usage
 from mlxgw.store import request_log
 from tests.failover.rig import client, gateway_for
-from tests.fakes.upstream import FakeOpenAI, Reply, Usage
 from tests.foundation.helpers import cli
 
 MSG = [{"role": "user", "content": "hi"}]

@@ -12,7 +12,7 @@ import httpx2
 import openai
 import pytest
 
-from tests.fakes.upstream import FakeAnthropic, FakeOpenAI, Reply, Thinking, ToolCall, Usage, refused_url
+from fakes.upstream import FakeAnthropic, FakeOpenAI, Reply, Thinking, ToolCall, Usage, refused_url
 
 KEY = "sk-test-123"
 MSG = [{"role": "user", "content": "hi"}]

@@ -2,59 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-import anthropic
-import openai
 import pytest
-from aiohttp.test_utils import TestServer
 
-from mlxgw.server.app import create_app
-from mlxgw.workspace import Workspace
-from tests.fakes.upstream import FakeAnthropic, FakeOpenAI
+from fakes.upstream import FakeAnthropic, FakeOpenAI
 from tests.foundation.helpers import cli
-
-OPENAI_KEY = "sk-test-openai-upstream-0001"
-ANTHROPIC_KEY = "sk-ant-test-upstream-0002"
-
-
-@dataclass
-class Gateway:
-    url: str
-    server: TestServer
-    openai_up: FakeOpenAI
-    anthropic_up: FakeAnthropic
-    clients: list = field(default_factory=list)  # closed at teardown, while the loop still runs
-
-    def openai(self, **kw) -> openai.AsyncOpenAI:
-        kw.setdefault("timeout", 10)
-        kw.setdefault("max_retries", 0)
-        client = openai.AsyncOpenAI(base_url=self.url + "/v1", api_key=kw.pop("api_key", "client-key"), **kw)
-        self.clients.append(client)
-        return client
-
-    def anthropic(self, **kw) -> anthropic.AsyncAnthropic:
-        kw.setdefault("timeout", 10)
-        kw.setdefault("max_retries", 0)
-        client = anthropic.AsyncAnthropic(base_url=self.url, api_key=kw.pop("api_key", "client-key"), **kw)
-        self.clients.append(client)
-        return client
-
-    async def aclose(self) -> None:
-        for client in self.clients:
-            await client.close()
-
-    @property
-    def app(self):
-        return self.server.app
-
-
-async def start_gateway(**create_kw) -> tuple[TestServer, str]:
-    ws = Workspace.open()
-    app = create_app(ws.settings, workspace=ws, reload_interval_s=0.2, **create_kw)
-    server = TestServer(app, host="127.0.0.1", port=0, handler_cancellation=True)
-    await server.start_server()
-    return server, str(server.make_url("")).rstrip("/")
+from tests.gateway.helpers import ANTHROPIC_KEY, OPENAI_KEY, Gateway, start_gateway
 
 
 @pytest.fixture

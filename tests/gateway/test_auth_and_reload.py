@@ -11,11 +11,10 @@ import anthropic
 import openai
 import pytest
 
+from fakes.upstream import Reply, Usage, fake_token_count
 from mlxgw import paths
-from tests.fakes.upstream import Reply, Usage, fake_token_count
 from tests.foundation.helpers import cli
-from tests.gateway.conftest import ANTHROPIC_KEY, OPENAI_KEY
-from tests.gateway.helpers import eventually, get, post
+from tests.gateway.helpers import ANTHROPIC_KEY, OPENAI_KEY, eventually, get, post
 
 CHAT = {
     "openai": (

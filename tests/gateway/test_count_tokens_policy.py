@@ -7,8 +7,8 @@ from __future__ import annotations
 import anthropic
 import pytest
 
+from fakes.upstream import FakeAnthropic, Reply, Usage
 from tests.failover.rig import gateway_for
-from tests.fakes.upstream import FakeAnthropic, Reply, Usage
 
 MESSAGES = [{"role": "user", "content": "count me"}]
 

@@ -10,9 +10,8 @@ import anthropic
 import openai
 import pytest
 
-from tests.fakes.upstream import Reply, refused_url
+from fakes.upstream import Reply, refused_url
 from tests.foundation.helpers import cli
-from tests.gateway.conftest import start_gateway
 from tests.gateway.helpers import (
     ANTHROPIC_HEADERS,
     MODEL_FOR,
@@ -22,6 +21,7 @@ from tests.gateway.helpers import (
     Raw,
     get,
     post,
+    start_gateway,
     upstream,
 )
 

@@ -10,14 +10,13 @@ import sqlite3
 
 import pytest
 
+from fakes.upstream import FakeAnthropic, FakeOpenAI, Reply
 from mlxgw import config, paths
 from tests.failover.rig import write_config
-from tests.fakes.upstream import FakeAnthropic, FakeOpenAI, Reply
 from tests.foundation.helpers import cli
-from tests.gateway.conftest import start_gateway
-from tests.gateway.helpers import ANTHROPIC_HEADERS, OPENAI_HEADERS, post
-from tests.gateway.test_claude_code import HEADERS as CLAUDE_CODE_HEADERS
-from tests.gateway.test_claude_code import claude_code_request
+from tests.gateway.claude_code import HEADERS as CLAUDE_CODE_HEADERS
+from tests.gateway.claude_code import claude_code_request
+from tests.gateway.helpers import ANTHROPIC_HEADERS, OPENAI_HEADERS, post, start_gateway
 
 LIMIT = 16384
 

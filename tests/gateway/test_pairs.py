@@ -10,7 +10,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.fakes.upstream import Reply, Thinking, ToolCall, Usage
+from fakes.upstream import Reply, Thinking, ToolCall, Usage
 from tests.gateway.helpers import (
     ANTHROPIC_HEADERS,
     MODEL_FOR,
@@ -464,7 +464,7 @@ async def test_sync_clients(gateway, client, up_kind, stream):
     assert (text, input_tokens) == ("sync hello", 9)
 
 
-# ---- translation details PROTOCOLS.md names -----------------------------------------------------
+# ---- translation details strict clients depend on ----------------------------------------------
 
 
 async def test_openai_client_to_anthropic_upstream_details(gateway):

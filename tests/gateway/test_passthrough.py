@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakes.upstream import Reply
+from fakes.upstream import Reply
 from tests.foundation.helpers import cli
-from tests.gateway.conftest import ANTHROPIC_KEY, OPENAI_KEY
-from tests.gateway.helpers import eventually, get, post
+from tests.gateway.helpers import ANTHROPIC_KEY, OPENAI_KEY, eventually, get, post
 
 CLIENT_KEY = "client-key-that-must-stay-here"
 

@@ -1,4 +1,4 @@
-from tests.fakes.upstream import Reply
+from fakes.upstream import Reply
 
 
 async def test_four_pairs_non_streaming(gateway):

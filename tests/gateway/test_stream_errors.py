@@ -11,7 +11,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.fakes.upstream import Reply
+from fakes.upstream import Reply
 from tests.gateway.helpers import (
     ANTHROPIC_HEADERS,
     MODEL_FOR,

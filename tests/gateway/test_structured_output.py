@@ -15,11 +15,10 @@ import openai
 import pytest
 from pydantic import BaseModel
 
+from fakes.upstream import FakeOpenAI, Reply
 from mlxgw.worker.demo import build_demo_model
 from tests.failover.rig import gateway_for, write_config
-from tests.fakes.upstream import FakeOpenAI, Reply
-from tests.gateway.conftest import start_gateway
-from tests.gateway.helpers import ANTHROPIC_HEADERS, OPENAI_HEADERS, post
+from tests.gateway.helpers import ANTHROPIC_HEADERS, OPENAI_HEADERS, post, start_gateway
 
 USER = [{"role": "user", "content": "Weather in Paris?"}]
 ANSWER = '{"city": "Paris", "temp_c": 21}'

@@ -16,11 +16,11 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fakes.upstream import FakeAnthropic, FakeOpenAI, Reply
 from mlxgw.canonical import ChatRequest, Start, TextDelta
 from mlxgw.server.app import create_app
 from mlxgw.workspace import Workspace
 from tests.failover.rig import gateway_for, write_config
-from tests.fakes.upstream import FakeAnthropic, FakeOpenAI, Reply
 from tests.gateway.helpers import post
 from tests.reliability.sse import error_shape_ok, frames, judge
 

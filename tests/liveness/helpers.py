@@ -5,7 +5,7 @@ from __future__ import annotations
 import anthropic
 import openai
 
-from tests.fakes.upstream import FakeAnthropic, FakeOpenAI
+from fakes.upstream import FakeAnthropic, FakeOpenAI
 
 MSG = [{"role": "user", "content": "think it over"}]
 PATHS = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages"}

@@ -10,8 +10,8 @@ import anthropic
 import openai
 import pytest
 
+from fakes.upstream import FakeOpenAI, Reply, fake_upstream
 from tests.failover.rig import gateway_for
-from tests.fakes.upstream import FakeOpenAI, Reply, fake_upstream
 from tests.gateway.helpers import ANTHROPIC_HEADERS, OPENAI_HEADERS, PAIR_IDS, PAIRS, post
 from tests.liveness.helpers import KEEPALIVE, PATHS, answer_text, body_for
 

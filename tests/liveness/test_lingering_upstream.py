@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from fakes.upstream import Reply, fake_upstream
 from tests.failover.rig import gateway_for
-from tests.fakes.upstream import Reply, fake_upstream
 from tests.gateway.helpers import PAIR_IDS, PAIRS
 from tests.liveness.helpers import answer_text
 

@@ -16,7 +16,7 @@ from mlxgw import paths
 from mlxgw.backends.local import LocalBackend
 from mlxgw.settings import LocalSettings, Policy
 from mlxgw.worker.demo import CONTEXT_LENGTH, build_demo_model
-from tests.gateway.conftest import start_gateway
+from tests.gateway.helpers import start_gateway
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from fakes.upstream import Reply
 from tests.failover.rig import gateway_for
-from tests.fakes.upstream import Reply
 from tests.gateway.helpers import PAIR_IDS, PAIRS
 from tests.liveness.helpers import THINKING, answer_text
 

@@ -7,9 +7,8 @@ import json
 
 import pytest
 
-from tests.failover.rig import client, gateway_for
-from tests.failover.test_failover import _flushed_rows, post
-from tests.fakes.upstream import FakeAnthropic, FakeOpenAI, Reply, fake_upstream
+from fakes.upstream import FakeAnthropic, FakeOpenAI, Reply, fake_upstream
+from tests.failover.rig import client, flushed_rows, gateway_for, post
 from tests.gateway.helpers import PAIR_IDS, PAIRS
 from tests.liveness.helpers import MSG, answer_text
 
@@ -32,7 +31,7 @@ async def test_an_answer_that_goes_silent_mid_body_moves_on_without_a_retry():
             r = await client(url).chat.completions.with_raw_response.create(model="m", messages=MSG)
             assert r.parse().choices[0].message.content == "from the fallback"
             assert r.headers["x-mlxgw-backend"] == "b:claude-x"
-            attempts = json.loads((await _flushed_rows())[-1].attempts)
+            attempts = json.loads((await flushed_rows())[-1].attempts)
     assert len(primary.requests) == 1
     assert attempts[0] == {"backend": "p", "model": "m", "tries": 1, "error": "answer_timeout"}
 
@@ -55,6 +54,6 @@ async def test_a_hung_answer_moves_on_after_the_answer_timeout_without_a_retry()
         async with gateway_for(backends, [{"pattern": "m", "backend": "p", "fallbacks": ["b:claude-x"]}]) as url:
             r = await client(url).chat.completions.with_raw_response.create(model="m", messages=MSG)
             assert r.parse().choices[0].message.content == "from the fallback"
-            attempts = json.loads((await _flushed_rows())[-1].attempts)
+            attempts = json.loads((await flushed_rows())[-1].attempts)
     assert len(primary.requests) == 1
     assert attempts[0] == {"backend": "p", "model": "m", "tries": 1, "error": "answer_timeout"}

@@ -7,9 +7,7 @@ import openai
 
 from mlxgw import paths
 from tests.gateway.helpers import eventually
-from tests.local.test_local_gateway import PROMPT, local_gateway, status
-
-pytest_plugins = ["tests.local.test_local_gateway"]  # the demo_dir fixture
+from tests.local.helpers import PROMPT, local_gateway, status
 
 GB = 1024**3
 

@@ -3,52 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 
 import aiohttp
-import anthropic
 import openai
 import pytest
 
-from mlxgw.worker.demo import build_demo_model
-from tests.failover.rig import write_config
-from tests.fakes.upstream import FakeOpenAI, Reply
-from tests.gateway.conftest import start_gateway
-
-PROMPT = [{"role": "user", "content": "Tell me about the weather"}]
-
-
-@pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory):
-    return build_demo_model(tmp_path_factory.mktemp("models") / "demo")
-
-
-@contextlib.asynccontextmanager
-async def local_gateway(demo_dir, fallback_url: str | None = None, server: dict | None = None):
-    backends = {"fb": ("openai", fallback_url, {})} if fallback_url else {}
-    mapping = {"pattern": "demo", "backend": "local", "model": str(demo_dir)}
-    if fallback_url:
-        mapping["fallbacks"] = ["fb:backup-model"]
-    write_config(backends, [mapping], server)
-    server, url = await start_gateway()
-    try:
-        yield url
-    finally:
-        await server.close()
-
-
-async def status(url: str) -> dict:
-    async with aiohttp.ClientSession() as s, s.get(url + "/mlxgw/status") as r:
-        return (await r.json())["local"]
-
-
-def clients(url: str):
-    return (
-        openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0),
-        anthropic.AsyncAnthropic(base_url=url, api_key="x", max_retries=0),
-    )
+from fakes.upstream import FakeOpenAI, Reply
+from tests.local.helpers import PROMPT, clients, local_gateway, status
 
 
 async def test_both_apis_stream_and_not_with_exact_usage(demo_dir):

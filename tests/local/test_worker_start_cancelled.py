@@ -12,9 +12,7 @@ import aiohttp
 import pytest
 
 from tests.gateway.helpers import eventually
-from tests.local.test_local_gateway import PROMPT, local_gateway, status
-
-pytest_plugins = ["tests.local.test_local_gateway"]  # the demo_dir fixture
+from tests.local.helpers import PROMPT, local_gateway, status
 
 ABORTED_REQUESTS = 5
 ABORT_AFTER_S = 0.3  # well inside the worker's start (it imports MLX before it is ready)

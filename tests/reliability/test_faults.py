@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from tests.fakes.upstream import FakeAnthropic, FakeOpenAI, Reply, refused_url
+from fakes.upstream import FakeAnthropic, FakeOpenAI, Reply, refused_url
 from tests.reliability.daemon import daemon, post, rss_mb, sockets, wait_rows
 from tests.reliability.sse import judge
 

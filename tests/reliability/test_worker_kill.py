@@ -12,8 +12,8 @@ from pathlib import Path
 
 import aiohttp
 
+from fakes.upstream import FakeOpenAI
 from mlxgw.worker.demo import build_demo_model
-from tests.fakes.upstream import FakeOpenAI
 from tests.reliability.daemon import ANTHROPIC_HEADERS, daemon
 from tests.reliability.sse import judge
 

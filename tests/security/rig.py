@@ -13,10 +13,10 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from fakes.upstream import FakeOpenAI
 from mlxgw import paths
 from mlxgw.server.app import create_app
 from mlxgw.workspace import Workspace
-from tests.fakes.upstream import FakeOpenAI
 from tests.foundation.helpers import cli
 
 UPSTREAM_KEY = "sk-test-upstream-guard-0001"

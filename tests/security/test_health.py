@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
+from fakes.upstream import refused_url
 from mlxgw import __version__
 from tests.daemon.helpers import Daemons, free_port, run_cli, use_port
-from tests.fakes.upstream import refused_url
 from tests.foundation.helpers import cli
 from tests.gateway.helpers import eventually
 from tests.security.rig import gateway

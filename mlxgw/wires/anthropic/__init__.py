@@ -21,8 +21,12 @@ from mlxgw.wires.anthropic.upstream import (
 )
 
 __all__ = [
+    "chat_paths",
+    "claims",
+    "name",
+    "stream_parser",
+    "stream_renderer",
     "FORWARDED_HEADERS",
-    "WIRE",
     "StreamParser",
     "StreamRenderer",
     "build_request",
@@ -36,23 +40,13 @@ __all__ = [
 ]
 
 
-class AnthropicWire:
-    name = "anthropic"
-    chat_paths = ("/v1/messages",)
-
-    def claims(self, path: str, headers: Mapping[str, str]) -> bool:
-        # /v1/models is shared: Anthropic's SDK marks its requests with anthropic-version.
-        return path.startswith("/v1/messages") or (path.startswith("/v1/models") and "anthropic-version" in headers)
-
-    parse_request = staticmethod(parse_request)
-    render_response = staticmethod(render_response)
-    stream_renderer = StreamRenderer
-    render_error = staticmethod(render_error)
-    build_request = staticmethod(build_request)
-    passthrough_body = staticmethod(passthrough_body)
-    events_from_response = staticmethod(events_from_response)
-    stream_parser = StreamParser
-    error_from_upstream = staticmethod(error_from_upstream)
+# The Wire protocol (mlxgw.wires.base), implemented by this module.
+name = "anthropic"
+chat_paths = ("/v1/messages",)
+stream_renderer = StreamRenderer
+stream_parser = StreamParser
 
 
-WIRE = AnthropicWire()
+def claims(path: str, headers: Mapping[str, str]) -> bool:
+    # /v1/models is shared: Anthropic's SDK marks its requests with anthropic-version.
+    return path.startswith("/v1/messages") or (path.startswith("/v1/models") and "anthropic-version" in headers)

@@ -24,9 +24,9 @@ from mlxgw.errors import (
 )
 from mlxgw.wires.anthropic.usage import error_object, usage_to_anthropic
 from mlxgw.wires.common import (
+    RendererState,
     dumps,
     new_id,
-    response_id,
 )
 from mlxgw.wires.sse import KEEPALIVE, frame
 
@@ -41,7 +41,7 @@ class _QueuedCall:
     ended: bool = False
 
 
-class StreamRenderer:
+class StreamRenderer(RendererState):
     """Canonical events → Anthropic SSE, one content block at a time.
 
     Text and thinking blocks open on their first delta and close when another block starts. A tool
@@ -51,13 +51,7 @@ class StreamRenderer:
     """
 
     def __init__(self, model: str, request_id: str, include_usage: bool = False) -> None:
-        self.model = model
-        self.request_id = request_id
-        self._id = response_id(None, request_id, "msg_")
-        self._usage = Usage()
-        self._started = False
-        self._finished = False
-        self._failed = False
+        super().__init__(model, request_id, "msg_")
         self._index = 0  # index of the open block, or of the next one when none is open
         self._block: str | None = None  # "text" | "thinking" | "tool_use"
         self._signature: str | None = None  # for the open thinking block, sent just before its stop
@@ -67,12 +61,7 @@ class StreamRenderer:
 
     def render(self, event: Event) -> bytes:
         if isinstance(event, Start):
-            if event.id and not self._started:
-                self._id = event.id
-            merge_usage(
-                self._usage,
-                Usage(event.input_tokens, None, event.cache_read_tokens, event.cache_write_tokens),
-            )
+            self._take_start(event)
             return self._begin()
         if self._finished or self._failed:
             return b""

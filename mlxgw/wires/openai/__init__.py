@@ -14,7 +14,11 @@ from mlxgw.wires.openai.upstream import (
 )
 
 __all__ = [
-    "WIRE",
+    "chat_paths",
+    "claims",
+    "name",
+    "stream_parser",
+    "stream_renderer",
     "StreamParser",
     "StreamRenderer",
     "build_request",
@@ -27,22 +31,12 @@ __all__ = [
 ]
 
 
-class OpenAIWire:
-    name = "openai"
-    chat_paths = ("/v1/chat/completions",)
-
-    def claims(self, path: str, headers: Mapping[str, str]) -> bool:
-        return path in self.chat_paths
-
-    parse_request = staticmethod(parse_request)
-    render_response = staticmethod(render_response)
-    stream_renderer = StreamRenderer
-    render_error = staticmethod(render_error)
-    build_request = staticmethod(build_request)
-    passthrough_body = staticmethod(passthrough_body)
-    events_from_response = staticmethod(events_from_response)
-    stream_parser = StreamParser
-    error_from_upstream = staticmethod(error_from_upstream)
+# The Wire protocol (mlxgw.wires.base), implemented by this module.
+name = "openai"
+chat_paths = ("/v1/chat/completions",)
+stream_renderer = StreamRenderer
+stream_parser = StreamParser
 
 
-WIRE = OpenAIWire()
+def claims(path: str, headers: Mapping[str, str]) -> bool:
+    return path in chat_paths

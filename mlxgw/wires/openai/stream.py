@@ -26,9 +26,9 @@ from mlxgw.errors import (
 from mlxgw.wires.common import (
     FINISH_FROM_OPENAI,
     FINISH_TO_OPENAI,
+    RendererState,
     dumps,
     new_id,
-    response_id,
 )
 from mlxgw.wires.error_map import (
     ERROR_TYPES,
@@ -176,30 +176,19 @@ class StreamParser:
         return events
 
 
-class StreamRenderer:
+class StreamRenderer(RendererState):
     """Canonical events → our `chat.completion.chunk` SSE frames for an OpenAI client."""
 
     def __init__(self, model: str, request_id: str, include_usage: bool = False) -> None:
-        self.model = model
-        self.request_id = request_id
+        super().__init__(model, request_id, "chatcmpl-")
         self.include_usage = include_usage
-        self._id = response_id(None, request_id, "chatcmpl-")
         self._created = int(time.time())
-        self._started = False
-        self._finished = False
-        self._failed = False
-        self._usage = Usage()
         self._tool_index: dict[int, int] = {}
         self._without_arguments: set[int] = set()
 
     def render(self, event: Event) -> bytes:
         if isinstance(event, Start):
-            if event.id and not self._started:
-                self._id = event.id
-            merge_usage(
-                self._usage,
-                Usage(event.input_tokens, None, event.cache_read_tokens, event.cache_write_tokens),
-            )
+            self._take_start(event)
             return self._begin()
         out = self._begin()
         if isinstance(event, TextDelta) and event.text:

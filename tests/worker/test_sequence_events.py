@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from mlxgw.canonical import TextDelta, ThinkingDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
-from mlxgw.worker.output import SequenceOutput, TextRules
+from mlxgw.worker.sequence_events import SequenceOutput, TextRules
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
 
