@@ -9,8 +9,8 @@ import aiohttp
 
 from mlxgw.backends.base import Backend, LocalModels
 from mlxgw.backends.http import Upstream
-from mlxgw.backends.kinds import KINDS
 from mlxgw.errors import CredentialError
+from mlxgw.kinds import KINDS
 from mlxgw.settings import LOCAL, BackendSettings, Settings
 
 # A backend's stored key by its name (None: none stored); raises CredentialError when it cannot be read.

@@ -9,9 +9,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from mlxgw.backends.kinds import KINDS
 from mlxgw.cli.output import console, emit_json, note_sync, open_workspace
 from mlxgw.errors import MlxgwError
+from mlxgw.kinds import KINDS
 from mlxgw.store import credentials
 from mlxgw.store.database import bump_generation
 from mlxgw.workspace import Workspace, home_lock

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import tomlkit
 
-from mlxgw.backends.kinds import KINDS
 from mlxgw.config.document import read_document
 from mlxgw.config.validate import parse_settings
 from mlxgw.errors import ConfigError
 from mlxgw.fsutil import write_atomic
+from mlxgw.kinds import KINDS
 from mlxgw.settings import MappingSettings, Settings
 
 

@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mlxgw.backends.kinds import KINDS
 from mlxgw.config.locator import Locator
 from mlxgw.config.values import get, host_pattern, listed, origin, policy, reject_unknown, table
+from mlxgw.kinds import KINDS
 from mlxgw.settings import (
     LOCAL,
     LOCAL_FILE_KEYS,
