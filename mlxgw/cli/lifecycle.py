@@ -11,10 +11,8 @@ from rich.markup import escape
 from rich.text import Text
 
 from mlxgw.cli.output import console, emit_json, err_console, fail, open_workspace
-from mlxgw.cli.serve import DRAIN_HELP, check_exposure
+from mlxgw.cli.serve import DRAIN_HELP, HOST_HELP, PORT_HELP, check_exposure
 
-HOST_HELP = "Address to bind (default: the config's [server] host)."
-PORT_HELP = "Port to bind (default: the config's [server] port)."
 INSECURE_HELP = "Allow a non-loopback address while no client key exists."
 WAIT_HELP = "How long to wait for the daemon to answer."
 STOP_HELP = "How long requests in flight may take to finish before they are cut off."

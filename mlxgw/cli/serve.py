@@ -8,6 +8,8 @@ from mlxgw.daemon import DRAIN_S
 from mlxgw.errors import MlxgwError
 from mlxgw.settings import Settings
 
+HOST_HELP = "Address to bind (default: the config's [server] host)."
+PORT_HELP = "Port to bind (default: the config's [server] port)."
 DRAIN_HELP = "On SIGTERM/Ctrl-C, how long requests in flight may take to finish (a second signal: at once)."
 
 
@@ -26,8 +28,8 @@ def check_exposure(settings: Settings, insecure: bool) -> None:
 
 
 def serve(
-    host: str | None = typer.Option(None, "--host", help="Address to bind (default: the config's [server] host)."),
-    port: int | None = typer.Option(None, "--port", help="Port to bind (default: the config's [server] port)."),
+    host: str | None = typer.Option(None, "--host", help=HOST_HELP),
+    port: int | None = typer.Option(None, "--port", help=PORT_HELP),
     insecure: bool = typer.Option(False, "--insecure", help="Serve everyone on a non-loopback address while no client key exists."),
     drain_timeout: float = typer.Option(DRAIN_S, "--drain-timeout", min=0, help=DRAIN_HELP),
 ) -> None:
