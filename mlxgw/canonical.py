@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Role = Literal["user", "assistant"]
+# A "custom" tool takes free text rather than JSON arguments (Responses freeform tools, e.g. Codex's
+# apply_patch); targets without such tools get a function with one string parameter instead.
+ToolKind = Literal["function", "custom"]
 FinishReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "refusal", "pause_turn"]
 
 
@@ -39,7 +42,9 @@ class ImagePart:
 class ToolCallPart:
     id: str
     name: str
-    arguments: str  # the JSON text of the arguments object, exactly as produced
+    arguments: str  # the JSON text of the arguments object, exactly as produced; a custom tool's raw input
+    kind: ToolKind = "function"
+    namespace: str | None = None  # the Responses namespace the client knows the tool under
 
 
 @dataclass
@@ -51,11 +56,16 @@ class ToolResultPart:
 
 @dataclass
 class ThinkingPart:
-    """Model reasoning. `signature` is opaque and relayed untouched; `redacted` holds encrypted data."""
+    """Model reasoning. `signature` (Anthropic), `redacted` (Anthropic's encrypted thinking) and
+    `encrypted` (OpenAI's `encrypted_content`) are opaque provider state, relayed untouched and only
+    ever sent back to the kind of provider that minted it (`origin`: "anthropic" | "openai")."""
 
     text: str = ""
     signature: str | None = None
     redacted: str | None = None
+    encrypted: str | None = None
+    origin: str | None = None
+    item_id: str | None = None  # the provider's id of the reasoning item (Responses `rs_…`)
 
 
 Part = TextPart | ImagePart | ToolCallPart | ToolResultPart | ThinkingPart
@@ -75,6 +85,9 @@ class Tool:
     name: str
     description: str | None = None
     input_schema: dict = field(default_factory=lambda: {"type": "object", "properties": {}})
+    kind: ToolKind = "function"
+    namespace: str | None = None  # a Responses `namespace` tool's name: targets without namespaces see it flattened
+    format: dict | None = None  # a custom tool's input format (grammar or text), as the client gave it
 
 
 @dataclass
@@ -130,6 +143,10 @@ class ChatRequest:
     raw: dict[str, Any] | None = None
     client_headers: dict[str, str] = field(default_factory=dict)
     include_usage: bool = False  # OpenAI stream_options.include_usage
+    # Hosted tools (Responses `web_search`, `file_search`…) only a Responses backend can run: kept in
+    # `raw` for passthrough, named here so that a translating target can say it left them out.
+    hosted_tools: list[str] = field(default_factory=list)
+    prompt_cache_key: str | None = None  # the client's hint of which prompts share a prefix (Codex: its session)
 
 
 # ---- the answer: a stream of events ----------------------------------------------------------
@@ -167,12 +184,24 @@ class RedactedThinking:
 
 
 @dataclass
+class EncryptedReasoning:
+    """OpenAI's opaque `encrypted_content` of the reasoning just streamed (Responses upstreams)."""
+
+    data: str
+    item_id: str | None = None
+
+
+@dataclass
 class ToolCallStart:
-    """A tool call begins. `index` orders the calls of one answer (0, 1, ...)."""
+    """A tool call begins. `index` orders the calls of one answer (0, 1, ...). `name` and
+    `namespace` are the client's (a target's flattened name is mapped back before events reach a
+    renderer); a custom tool's call streams its raw input as the `arguments` fragments."""
 
     index: int
     id: str
     name: str
+    kind: ToolKind = "function"
+    namespace: str | None = None
 
 
 @dataclass
@@ -212,6 +241,7 @@ Event = (
     | ThinkingDelta
     | ThinkingSignature
     | RedactedThinking
+    | EncryptedReasoning
     | ToolCallStart
     | ToolCallDelta
     | ToolCallEnd
@@ -271,13 +301,19 @@ def collect(events: list[Event]) -> ChatResponse:
                 content.append(ThinkingPart(ev.text))
         elif isinstance(ev, ThinkingSignature):
             if content and isinstance(content[-1], ThinkingPart):
-                content[-1].signature = ev.signature
+                content[-1].signature, content[-1].origin = ev.signature, "anthropic"
             else:
-                content.append(ThinkingPart("", signature=ev.signature))
+                content.append(ThinkingPart("", signature=ev.signature, origin="anthropic"))
+        elif isinstance(ev, EncryptedReasoning):
+            last = content[-1] if content else None
+            if not (isinstance(last, ThinkingPart) and last.origin is None):
+                last = ThinkingPart()
+                content.append(last)
+            last.encrypted, last.origin, last.item_id = ev.data, "openai", ev.item_id
         elif isinstance(ev, RedactedThinking):
-            content.append(ThinkingPart(redacted=ev.data))
+            content.append(ThinkingPart(redacted=ev.data, origin="anthropic"))
         elif isinstance(ev, ToolCallStart):
-            calls[ev.index] = ToolCallPart(ev.id, ev.name, "")
+            calls[ev.index] = ToolCallPart(ev.id, ev.name, "", ev.kind, ev.namespace)
             content.append(calls[ev.index])
         elif isinstance(ev, ToolCallDelta):
             if ev.index in calls:
@@ -287,7 +323,7 @@ def collect(events: list[Event]) -> ChatResponse:
         elif isinstance(ev, Finish):
             finish = ev
     for call in calls.values():
-        if not call.arguments.strip():
+        if call.kind == "function" and not call.arguments.strip():
             call.arguments = "{}"
     return ChatResponse(start.id, start.model, content, finish, usage)
 

@@ -309,7 +309,7 @@ SIGNED_THINKING = {
 def test_thinking_signature_is_relayed_untouched_to_anthropic():
     req = anth.parse_request(SIGNED_THINKING, {})
     assert req.thinking_budget == 8000
-    assert req.messages[1].content[0] == ThinkingPart("I should run ls.", "EqQBCkYIBRgCKkD+/sig==")
+    assert req.messages[1].content[0] == ThinkingPart("I should run ls.", "EqQBCkYIBRgCKkD+/sig==", origin="anthropic")
     built = anth.build_request(req, "claude-up")
     assert built["messages"][0] == {"role": "user", "content": [{"type": "text", "text": "List files"}]}
     assert built["messages"][1] == SIGNED_THINKING["messages"][1]

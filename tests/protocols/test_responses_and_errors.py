@@ -90,7 +90,7 @@ def test_openai_completion_to_anthropic_client(anthropic_sdk):
 
 def test_anthropic_message_to_openai_client(openai_sdk):
     answer = collect(anth.events_from_response(ANTHROPIC_MESSAGE))
-    assert answer.content[0] == ThinkingPart("Hmm.", "SIG")
+    assert answer.content[0] == ThinkingPart("Hmm.", "SIG", origin="anthropic")
     assert answer.finish == Finish("stop_sequence", "###")
     body = oai.render_response(answer, "gpt-gw", "req_2")
     completion = openai_sdk(

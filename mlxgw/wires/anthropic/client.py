@@ -164,9 +164,9 @@ def _block(block: dict, where: str) -> list[Part]:
         return [ToolResultPart(_str(block, "tool_use_id", where), kept, is_error)]  # type: ignore[arg-type]
     if kind == "thinking":
         signature = opt_str(block, "signature", f"{where}.signature")
-        return [ThinkingPart(_str(block, "thinking", where), signature or None)]
+        return [ThinkingPart(_str(block, "thinking", where), signature or None, origin="anthropic" if signature else None)]
     if kind == "redacted_thinking":
-        return [ThinkingPart(redacted=_str(block, "data", where))]
+        return [ThinkingPart(redacted=_str(block, "data", where), origin="anthropic")]
     if kind == "document":
         return _document(block, where)
     return _dropped(block, where)

@@ -163,7 +163,8 @@ def _sendable(part: Part) -> bool:
     if isinstance(part, TextPart):
         return bool(part.text)  # Anthropic rejects empty text blocks
     if isinstance(part, ThinkingPart):
-        return bool(part.signature or part.redacted)  # and unsigned thinking
+        # Only state Anthropic minted goes back to it: unsigned thinking, or another provider's, is refused.
+        return part.origin == "anthropic" and bool(part.signature or part.redacted)
     return True
 
 
