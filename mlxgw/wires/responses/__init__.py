@@ -7,7 +7,12 @@ from collections.abc import Mapping
 from mlxgw.wires.responses.client import parse_request, render_error, render_response
 from mlxgw.wires.responses.stream_parser import StreamParser
 from mlxgw.wires.responses.stream_renderer import StreamRenderer
-from mlxgw.wires.responses.upstream import build_request, error_from_upstream, events_from_response, passthrough_body
+from mlxgw.wires.responses.upstream import (
+    build_request,
+    error_from_upstream,
+    events_from_response,
+    passthrough_body,
+)
 
 __all__ = [
     "chat_paths",
