@@ -1,0 +1,74 @@
+"""The real Codex CLI (`codex exec`, pinned in tests/agents/tools.py) through mlxgw's Responses wire:
+to an Anthropic upstream and to a Chat Completions upstream, translated both ways with a real tool
+round trip (Codex runs `echo mlxgw-ok` and sends its output back), and to a Responses upstream in
+passthrough. Its home is a temporary folder; it reaches nothing but 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+
+from fakes.upstream import FakeAnthropic, FakeOpenAI, Reply, ToolCall
+from tests.agents import codex
+from tests.agents.helpers import UPSTREAM_KEY, Tap, anthropic_blocks, arguments, gateway, text_of
+
+ECHO = ToolCall("exec_command", {"cmd": "echo mlxgw-ok"})
+FINAL = "The command printed mlxgw-ok."
+
+
+async def test_codex_runs_a_command_through_an_anthropic_upstream(agent_clis, tmp_path):
+    async with FakeAnthropic(Reply(tool_calls=[ECHO]), Reply(text=FINAL), require_key=UPSTREAM_KEY) as up:
+        async with gateway(up, "anthropic", "gpt-test", "claude-sonnet-4-6") as url:
+            async with codex.sandbox(tmp_path, url + "/v1") as (home, work, egress):
+                run = await codex.run_exec(agent_clis["codex"], home, "run echo mlxgw-ok", egress=egress, cwd=work)
+    assert run.returncode == 0, run.explain()
+    assert FINAL in run.stdout
+    assert len(up.requests) == 2, [r.path for r in up.requests]
+    first, second = (r.json for r in up.requests)
+    assert first["model"] == "claude-sonnet-4-6"
+    tools = {t["name"]: t for t in first["tools"]}
+    assert "cmd" in tools["exec_command"]["input_schema"]["properties"]
+    assert all("input_schema" in t for t in first["tools"]), "a hosted tool (web_search) went to Anthropic"
+    (call,) = anthropic_blocks(second, "tool_use")
+    assert (call["name"], call["input"]) == ("exec_command", {"cmd": "echo mlxgw-ok"})
+    (result,) = anthropic_blocks(second, "tool_result")
+    assert result["tool_use_id"] == call["id"]
+    assert "mlxgw-ok" in text_of(result["content"])
+
+
+async def test_codex_runs_a_command_through_a_chat_completions_upstream(agent_clis, tmp_path):
+    async with FakeOpenAI(Reply(tool_calls=[ECHO]), Reply(text=FINAL), require_key=UPSTREAM_KEY) as up:
+        async with gateway(up, "openai", "gpt-test", "gpt-4o") as url:
+            async with codex.sandbox(tmp_path, url + "/v1") as (home, work, egress):
+                run = await codex.run_exec(agent_clis["codex"], home, "run echo mlxgw-ok", egress=egress, cwd=work)
+    assert run.returncode == 0, run.explain()
+    assert FINAL in run.stdout
+    assert [r.path for r in up.requests] == ["/v1/chat/completions"] * 2
+    first, second = (r.json for r in up.requests)
+    assert first["model"] == "gpt-4o"
+    assert all(t["type"] == "function" for t in first["tools"]), "a hosted tool (web_search) went upstream"
+    assert "exec_command" in [t["function"]["name"] for t in first["tools"]]
+    (assistant,) = [m for m in second["messages"] if m.get("tool_calls")]
+    (call,) = assistant["tool_calls"]
+    assert call["function"]["name"] == "exec_command"
+    assert arguments(call["function"]["arguments"]) == {"cmd": "echo mlxgw-ok"}
+    (result,) = [m for m in second["messages"] if m["role"] == "tool"]
+    assert result["tool_call_id"] == call["id"]
+    assert "mlxgw-ok" in text_of(result["content"])
+
+
+async def test_codex_to_a_responses_upstream_is_passed_through(agent_clis, tmp_path):
+    from fakes.responses_fake import FakeResponses  # being written beside this test
+
+    async with FakeResponses(Reply(text=FINAL), require_key=UPSTREAM_KEY) as up:
+        async with gateway(up, "openai", "gpt-test", "gpt-5.5", "--responses") as url, Tap(url) as tap:
+            async with codex.sandbox(tmp_path, tap.url + "/v1") as (home, work, egress):
+                run = await codex.run_exec(agent_clis["codex"], home, "say hi", egress=egress, cwd=work)
+    assert run.returncode == 0, run.explain()
+    assert FINAL in run.stdout
+    (sent,) = tap.requests
+    (received,) = up.requests
+    assert (sent.method, sent.path, received.path) == ("POST", "/v1/responses", "/v1/responses")
+    codex_body = json.loads(sent.body)
+    assert received.json == {**codex_body, "model": "gpt-5.5"}
+    assert list(received.json) == list(codex_body), "the fields' order changed"
+    assert received.bearer == UPSTREAM_KEY
