@@ -15,6 +15,8 @@ CLIS = pytest.StashKey[dict[str, Path] | tools.SetupError]()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
     if any(Path(item.path).is_relative_to(HERE) for item in session.items):
         try:
             session.config.stash[CLIS] = tools.installed()
