@@ -7,18 +7,25 @@ from __future__ import annotations
 
 import json
 
-from fakes.upstream import FakeAnthropic, FakeOpenAI, Reply, ToolCall
+import pytest
+
+from fakes.upstream import FakeAnthropic, FakeOpenAI, FakeResponses, Reply, ToolCall
 from tests.agents import codex
 from tests.agents.helpers import UPSTREAM_KEY, Tap, anthropic_blocks, arguments, gateway, text_of
 
 ECHO = ToolCall("exec_command", {"cmd": "echo mlxgw-ok"})
 FINAL = "The command printed mlxgw-ok."
+# The model name decides Codex's tool set: for one it does not know (fallback metadata) a namespace
+# tool (multi_agent_v1); for one it knows, the freeform apply_patch and tool_search instead.
+MODELS = pytest.mark.parametrize("model", ["gpt-test", "gpt-5.5"])
+SPECIAL_TOOL = {"gpt-test": "spawn_agent", "gpt-5.5": "apply_patch"}  # how the upstream's tool name ends
 
 
-async def test_codex_runs_a_command_through_an_anthropic_upstream(agent_clis, tmp_path):
+@MODELS
+async def test_codex_runs_a_command_through_an_anthropic_upstream(agent_clis, tmp_path, model):
     async with FakeAnthropic(Reply(tool_calls=[ECHO]), Reply(text=FINAL), require_key=UPSTREAM_KEY) as up:
-        async with gateway(up, "anthropic", "gpt-test", "claude-sonnet-4-6") as url:
-            async with codex.sandbox(tmp_path, url + "/v1") as (home, work, egress):
+        async with gateway(up, "anthropic", model, "claude-sonnet-4-6") as url:
+            async with codex.sandbox(tmp_path, url + "/v1", model=model) as (home, work, egress):
                 run = await codex.run_exec(agent_clis["codex"], home, "run echo mlxgw-ok", egress=egress, cwd=work)
     assert run.returncode == 0, run.explain()
     assert FINAL in run.stdout
@@ -28,6 +35,7 @@ async def test_codex_runs_a_command_through_an_anthropic_upstream(agent_clis, tm
     tools = {t["name"]: t for t in first["tools"]}
     assert "cmd" in tools["exec_command"]["input_schema"]["properties"]
     assert all("input_schema" in t for t in first["tools"]), "a hosted tool (web_search) went to Anthropic"
+    assert any(name.endswith(SPECIAL_TOOL[model]) for name in tools), list(tools)
     (call,) = anthropic_blocks(second, "tool_use")
     assert (call["name"], call["input"]) == ("exec_command", {"cmd": "echo mlxgw-ok"})
     (result,) = anthropic_blocks(second, "tool_result")
@@ -35,10 +43,11 @@ async def test_codex_runs_a_command_through_an_anthropic_upstream(agent_clis, tm
     assert "mlxgw-ok" in text_of(result["content"])
 
 
-async def test_codex_runs_a_command_through_a_chat_completions_upstream(agent_clis, tmp_path):
+@MODELS
+async def test_codex_runs_a_command_through_a_chat_completions_upstream(agent_clis, tmp_path, model):
     async with FakeOpenAI(Reply(tool_calls=[ECHO]), Reply(text=FINAL), require_key=UPSTREAM_KEY) as up:
-        async with gateway(up, "openai", "gpt-test", "gpt-4o") as url:
-            async with codex.sandbox(tmp_path, url + "/v1") as (home, work, egress):
+        async with gateway(up, "openai", model, "gpt-4o") as url:
+            async with codex.sandbox(tmp_path, url + "/v1", model=model) as (home, work, egress):
                 run = await codex.run_exec(agent_clis["codex"], home, "run echo mlxgw-ok", egress=egress, cwd=work)
     assert run.returncode == 0, run.explain()
     assert FINAL in run.stdout
@@ -46,7 +55,9 @@ async def test_codex_runs_a_command_through_a_chat_completions_upstream(agent_cl
     first, second = (r.json for r in up.requests)
     assert first["model"] == "gpt-4o"
     assert all(t["type"] == "function" for t in first["tools"]), "a hosted tool (web_search) went upstream"
-    assert "exec_command" in [t["function"]["name"] for t in first["tools"]]
+    names = [t["function"]["name"] for t in first["tools"]]
+    assert "exec_command" in names
+    assert any(name.endswith(SPECIAL_TOOL[model]) for name in names), names
     (assistant,) = [m for m in second["messages"] if m.get("tool_calls")]
     (call,) = assistant["tool_calls"]
     assert call["function"]["name"] == "exec_command"
@@ -57,18 +68,18 @@ async def test_codex_runs_a_command_through_a_chat_completions_upstream(agent_cl
 
 
 async def test_codex_to_a_responses_upstream_is_passed_through(agent_clis, tmp_path):
-    from fakes.responses_fake import FakeResponses  # being written beside this test
-
-    async with FakeResponses(Reply(text=FINAL), require_key=UPSTREAM_KEY) as up:
-        async with gateway(up, "openai", "gpt-test", "gpt-5.5", "--responses") as url, Tap(url) as tap:
+    async with FakeResponses(Reply(tool_calls=[ECHO]), Reply(text=FINAL), require_key=UPSTREAM_KEY) as up:
+        async with gateway(up, "responses", "gpt-test", "gpt-5.5") as url, Tap(url) as tap:
             async with codex.sandbox(tmp_path, tap.url + "/v1") as (home, work, egress):
-                run = await codex.run_exec(agent_clis["codex"], home, "say hi", egress=egress, cwd=work)
+                run = await codex.run_exec(agent_clis["codex"], home, "run echo mlxgw-ok", egress=egress, cwd=work)
     assert run.returncode == 0, run.explain()
     assert FINAL in run.stdout
-    (sent,) = tap.requests
-    (received,) = up.requests
-    assert (sent.method, sent.path, received.path) == ("POST", "/v1/responses", "/v1/responses")
-    codex_body = json.loads(sent.body)
-    assert received.json == {**codex_body, "model": "gpt-5.5"}
-    assert list(received.json) == list(codex_body), "the fields' order changed"
-    assert received.bearer == UPSTREAM_KEY
+    assert [(r.method, r.path) for r in tap.requests] == [("POST", "/v1/responses")] * 2
+    assert [r.path for r in up.requests] == ["/v1/responses"] * 2
+    for sent, received in zip(tap.requests, up.requests, strict=True):
+        codex_body = json.loads(sent.body)
+        assert received.json == {**codex_body, "model": "gpt-5.5"}
+        assert list(received.json) == list(codex_body), "the fields' order changed"
+        assert received.bearer == UPSTREAM_KEY
+    outputs = [item for item in up.requests[1].json["input"] if item["type"] == "function_call_output"]
+    assert len(outputs) == 1 and "mlxgw-ok" in outputs[0]["output"]
