@@ -30,7 +30,7 @@ env_key = "{key_env}"
 wire_api = "responses"
 request_max_retries = 0
 stream_max_retries = 0
-stream_idle_timeout_ms = 20000
+stream_idle_timeout_ms = {idle_timeout_ms}
 
 [analytics]
 enabled = false
@@ -40,10 +40,12 @@ plugins = false
 """
 
 
-def write_home(home: Path, base_url: str, *, model: str = "gpt-test") -> Path:
-    """A CODEX_HOME whose config sends every turn to `base_url` (ending in /v1) over the Responses wire."""
+def write_home(home: Path, base_url: str, *, model: str = "gpt-test", idle_timeout_ms: int = 20000) -> Path:
+    """A CODEX_HOME whose config sends every turn to `base_url` (ending in /v1) over the Responses wire;
+    Codex gives up on a stream that brings no event for `idle_timeout_ms`."""
     home.mkdir(parents=True, exist_ok=True)
-    (home / "config.toml").write_text(CONFIG.format(model=model, base_url=base_url, key_env=KEY_ENV))
+    (home / "config.toml").write_text(CONFIG.format(model=model, base_url=base_url, key_env=KEY_ENV,
+                                                    idle_timeout_ms=idle_timeout_ms))
     return home
 
 

@@ -12,6 +12,7 @@ import pytest
 from fakes.upstream import FakeAnthropic, FakeOpenAI, FakeResponses, Reply, ToolCall
 from tests.agents import codex
 from tests.agents.helpers import UPSTREAM_KEY, Tap, anthropic_blocks, arguments, gateway, text_of
+from tests.failover.rig import gateway_for
 
 ECHO = ToolCall("exec_command", {"cmd": "echo mlxgw-ok"})
 FINAL = "The command printed mlxgw-ok."
@@ -83,3 +84,18 @@ async def test_codex_to_a_responses_upstream_is_passed_through(agent_clis, tmp_p
         assert received.bearer == UPSTREAM_KEY
     outputs = [item for item in up.requests[1].json["input"] if item["type"] == "function_call_output"]
     assert len(outputs) == 1 and "mlxgw-ok" in outputs[0]["output"]
+
+
+async def test_codex_waits_on_keep_alives_while_the_upstream_is_silent(agent_clis, tmp_path):
+    """Once keep-alives have committed the 200, Codex's idle timer runs, and it ignores SSE comments:
+    only keep-alives that are events carry it through an upstream slower to begin than that timer (a
+    long prefill, a slow cloud). Comments here fail with `idle timeout waiting for SSE`."""
+    async with FakeAnthropic(Reply(text=FINAL, delay_s=2.0)) as up:
+        backends = {"an": ("anthropic", up.url, {"first_byte_timeout_s": 10, "idle_timeout_s": 10})}
+        mappings = [{"pattern": "gpt-test", "backend": "an", "model": "claude-sonnet-4-6"}]
+        async with gateway_for(backends, mappings, server={"keepalive_s": 0.1}) as url:
+            async with codex.sandbox(tmp_path, url + "/v1", idle_timeout_ms=700) as (home, work, egress):
+                run = await codex.run_exec(agent_clis["codex"], home, "say hi", egress=egress, cwd=work)
+    assert run.returncode == 0, run.explain()
+    assert FINAL in run.stdout
+    assert len(up.requests) == 1
