@@ -99,3 +99,28 @@ async def test_codex_waits_on_keep_alives_while_the_upstream_is_silent(agent_cli
     assert run.returncode == 0, run.explain()
     assert FINAL in run.stdout
     assert len(up.requests) == 1
+
+
+async def test_codex_shows_the_upstream_error_before_the_answer(agent_clis, tmp_path):
+    async with FakeAnthropic(Reply(status=400, error_message="messages: too many images"),
+                             require_key=UPSTREAM_KEY) as up:
+        async with gateway(up, "anthropic", "gpt-test", "claude-sonnet-4-6") as url:
+            async with codex.sandbox(tmp_path, url + "/v1") as (home, work, egress):
+                run = await codex.run_exec(agent_clis["codex"], home, "say hi", egress=egress, cwd=work)
+    assert run.returncode == 1, run.explain()
+    assert "messages: too many images" in run.stderr, run.explain()
+    assert len(up.requests) == 1
+
+
+async def test_codex_shows_why_a_stream_broke_after_it_began(agent_clis, tmp_path):
+    """A stream that ends without response.completed reads to Codex as "stream closed": the reason
+    reaches the user only in a response.failed."""
+    async with FakeAnthropic(Reply(text="a partial answer", error_event_after_chunks=4),
+                             require_key=UPSTREAM_KEY) as up:
+        async with gateway(up, "anthropic", "gpt-test", "claude-sonnet-4-6") as url:
+            async with codex.sandbox(tmp_path, url + "/v1") as (home, work, egress):
+                run = await codex.run_exec(agent_clis["codex"], home, "say hi", egress=egress, cwd=work)
+    assert run.returncode == 1, run.explain()
+    assert "stream closed before response.completed" not in run.stderr, run.explain()
+    assert "Overloaded" in run.stderr, run.explain()  # the upstream's own words
+    assert len(up.requests) == 1
