@@ -14,6 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from fakes.upstream import FakeUpstream
+from mlxgw import paths
 from tests.foundation.helpers import cli
 from tests.gateway.helpers import start_gateway
 
@@ -23,11 +24,14 @@ HOP_BY_HOP = {"host", "content-length", "transfer-encoding", "connection", "cont
 
 
 @contextlib.asynccontextmanager
-async def gateway(fake: FakeUpstream, kind: str, pattern: str, model: str, *creds_options: str
+async def gateway(fake: FakeUpstream, kind: str, pattern: str, model: str, **backend_toml: str
                   ) -> AsyncIterator[str]:
-    """mlxgw with one backend `up` of type `kind` at `fake`, `pattern` mapped to its `model`;
-    yields the gateway's base URL (no /v1)."""
-    cli("creds", "set", "up", "--type", kind, "--base-url", fake.url, *creds_options, input=UPSTREAM_KEY + "\n")
+    """mlxgw with one backend `up` of type `kind` at `fake` (plus `backend_toml`'s settings, TOML
+    values), `pattern` mapped to its `model`; yields the gateway's base URL (no /v1)."""
+    cli("creds", "set", "up", "--type", kind, "--base-url", fake.url, input=UPSTREAM_KEY + "\n")
+    if backend_toml:  # `creds set` has just written [backends.up] as the file's last table
+        with paths.config_path().open("a") as f:
+            f.writelines(f"{name} = {value}\n" for name, value in backend_toml.items())
     cli("map", "add", pattern, "up", "--model", model)
     server, url = await start_gateway()
     try:

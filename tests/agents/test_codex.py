@@ -68,9 +68,12 @@ async def test_codex_runs_a_command_through_a_chat_completions_upstream(agent_cl
     assert "mlxgw-ok" in text_of(result["content"])
 
 
-async def test_codex_to_a_responses_upstream_is_passed_through(agent_clis, tmp_path):
-    async with FakeResponses(Reply(tool_calls=[ECHO]), Reply(text=FINAL), require_key=UPSTREAM_KEY) as up:
-        async with gateway(up, "responses", "gpt-test", "gpt-5.5") as url, Tap(url) as tap:
+@pytest.mark.parametrize("kind, toml", [("responses", {}), ("openai", {"responses": "true"})],
+                         ids=["responses-backend", "openai-backend-serving-responses"])
+async def test_codex_to_a_responses_upstream_is_passed_through(agent_clis, tmp_path, kind, toml):
+    async with FakeResponses(Reply(tool_calls=[ECHO]), Reply(text=FINAL), chat=kind == "openai",
+                             require_key=UPSTREAM_KEY) as up:
+        async with gateway(up, kind, "gpt-test", "gpt-5.5", **toml) as url, Tap(url) as tap:
             async with codex.sandbox(tmp_path, tap.url + "/v1") as (home, work, egress):
                 run = await codex.run_exec(agent_clis["codex"], home, "run echo mlxgw-ok", egress=egress, cwd=work)
     assert run.returncode == 0, run.explain()
