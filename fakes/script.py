@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -32,8 +32,10 @@ class ToolCall:
     """One tool call the model "makes". `id` None: the fake mints a protocol-looking one."""
 
     name: str
-    arguments: str | dict[str, Any] = "{}"
+    arguments: str | dict[str, Any] = "{}"  # a custom tool's call: its raw input
     id: str | None = None
+    kind: str = "function"  # Responses only: "custom" for a freeform tool's call
+    namespace: str | None = None  # Responses only: the namespace of the called tool
 
     @property
     def arguments_json(self) -> str:
@@ -119,7 +121,7 @@ class Reply:
             if isinstance(tc, tuple):
                 tc = ToolCall(id=tc[0], name=tc[1], arguments=tc[2])
             if tc.id is None:
-                tc = ToolCall(name=tc.name, arguments=tc.arguments, id=f"{id_prefix}{i:02d}{_short_id()}")
+                tc = replace(tc, id=f"{id_prefix}{i:02d}{_short_id()}")
             out.append(tc)
         return out
 

@@ -1,4 +1,4 @@
-"""Fake OpenAI and Anthropic upstreams: real aiohttp servers on 127.0.0.1:0, scriptable to misbehave.
+"""Fake OpenAI, Anthropic and OpenAI Responses upstreams: real aiohttp servers on 127.0.0.1:0, scriptable to misbehave.
 
 async with FakeOpenAI(Reply(text="hi"), Reply(status=429, retry_after=1)) as up:
     client = openai.AsyncOpenAI(base_url=up.url, api_key="sk-test", max_retries=0)
@@ -8,6 +8,7 @@ async with FakeOpenAI(Reply(text="hi"), Reply(status=429, retry_after=1)) as up:
 
 from .anthropic_fake import FakeAnthropic
 from .openai_fake import FakeOpenAI
+from .responses_fake import FakeResponses
 from .script import (
     FakeUpstream,
     RecordedRequest,
@@ -21,14 +22,15 @@ from .script import (
 
 
 def fake_upstream(protocol: str, *replies: Reply, **kwargs) -> FakeUpstream:
-    """FakeOpenAI or FakeAnthropic by protocol name ("openai" | "anthropic")."""
-    cls = {"openai": FakeOpenAI, "anthropic": FakeAnthropic}[protocol]
+    """FakeOpenAI, FakeAnthropic or FakeResponses by protocol name ("openai" | "anthropic" | "responses")."""
+    cls = {"openai": FakeOpenAI, "anthropic": FakeAnthropic, "responses": FakeResponses}[protocol]
     return cls(*replies, **kwargs)
 
 
 __all__ = [
     "FakeAnthropic",
     "FakeOpenAI",
+    "FakeResponses",
     "FakeUpstream",
     "RecordedRequest",
     "Reply",

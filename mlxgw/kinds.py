@@ -26,5 +26,8 @@ KINDS: dict[str, Kind] = {
     for kind in (
         Kind("openai", "mlxgw.backends.cloud:OpenAIBackend", "https://api.openai.com/v1", "openai"),
         Kind("anthropic", "mlxgw.backends.cloud:AnthropicBackend", "https://api.anthropic.com", "anthropic"),
+        # A server that speaks only the Responses API (OpenAI's Responses-only models): Chat
+        # Completions and Anthropic clients are translated to it.
+        Kind("responses", "mlxgw.backends.cloud:ResponsesBackend", "https://api.openai.com/v1", "responses"),
     )
 }

@@ -108,6 +108,13 @@ class BackendSettings:
     policy: Policy = field(default_factory=Policy)
     max_output_tokens: int | None = None  # a ceiling for every request's output limit
     max_tokens_field: str = "max_tokens"  # openai type: the output limit's field in translated requests
+    responses: bool = False  # openai type: it also serves the Responses API (Responses clients pass through)
+
+
+def default_responses(base_url: str) -> bool:
+    """OpenAI itself serves the Responses API beside Chat Completions; OpenAI-compatible servers
+    mostly do not (or not fully), so Responses clients are translated to Chat Completions for them."""
+    return (urlsplit(base_url).hostname or "") == "api.openai.com"
 
 
 def default_max_tokens_field(base_url: str) -> str:

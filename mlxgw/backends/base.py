@@ -47,7 +47,7 @@ class Backend(Protocol):
     """
 
     name: str
-    kind: str  # "local" | "openai" | "anthropic"
+    kind: str  # "local" or a cloud kind (mlxgw.kinds.KINDS)
 
     def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Item]: ...
 

@@ -1,8 +1,9 @@
-"""Cloud backends: any OpenAI-compatible server, and Anthropic.
+"""Cloud backends: any OpenAI-compatible server (which may also speak the Responses API), a
+Responses-only server, and Anthropic.
 
-A request from a client of the backend's own protocol is passed through: the client's JSON with
+A request from a client of a protocol the backend speaks is passed through: the client's JSON with
 only the model name changed, and the upstream's bytes relayed as they arrive. Any other request is
-translated through the canonical model.
+translated through the canonical model into the backend's first protocol.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from mlxgw.backends.base import Item, RawFrame
 from mlxgw.backends.http import Upstream, read_body, relayed_headers, sse_frames
 from mlxgw.canonical import ChatRequest, Progress, Start
 from mlxgw.errors import UnreadableUpstream, UpstreamError
-from mlxgw.wires import anthropic, openai
+from mlxgw.wires import anthropic, openai, responses
 from mlxgw.wires.base import UpstreamWire
 from mlxgw.wires.fields import is_int, lowest
+from mlxgw.wires.responses.upstream import count_body
 from mlxgw.wires.sse import SSEEvent
 
 log = logging.getLogger("mlxgw.backends")
@@ -32,7 +34,7 @@ BASE_HEADERS = {"content-type": "application/json", "accept": "application/json"
 
 class CloudBackend:
     kind: str
-    wire: UpstreamWire  # a wire module (mlxgw.wires.*)
+    wire: UpstreamWire  # a wire module (mlxgw.wires.*): the one translated requests go out in
     chat_path: str
 
     def __init__(self, upstream: Upstream, *, anthropic_version: str = "2023-06-01") -> None:
@@ -49,23 +51,33 @@ class CloudBackend:
     def _url(self, path: str) -> str:
         return self.upstream.settings.base_url + path
 
-    def _passthrough(self, request: ChatRequest) -> bool:
-        return request.protocol == self.kind and request.raw is not None
+    def speaks(self) -> list[tuple[UpstreamWire, str]]:
+        """The protocols the upstream speaks, each with its chat path; translation uses the first."""
+        return [(self.wire, self.chat_path)]
+
+    def _route(self, request: ChatRequest) -> tuple[UpstreamWire, str, bool]:
+        """The wire and path `request` goes out in, and whether it passes through."""
+        spoken = self.speaks()
+        for wire, path in spoken:
+            if wire.name == request.protocol:
+                return wire, path, request.raw is not None
+        wire, path = spoken[0]
+        return wire, path, False
 
     def estimate_input_tokens(self, request: ChatRequest, model: str) -> int | None:
         """An input token count for a stream whose upstream reports the real one only at its end."""
         return None
 
-    def _body(self, request: ChatRequest, model: str, passthrough: bool) -> dict:
-        options = self._wire_options()
+    def _body(self, request: ChatRequest, model: str, wire: UpstreamWire, passthrough: bool) -> dict:
+        options = self._wire_options(wire)
         # No request asks for more output than the backend's or the mapping's ceiling allows.
         options["ceiling"] = lowest(self.upstream.settings.max_output_tokens, request.output_ceiling)
         if passthrough:
-            return self.wire.passthrough_body(request.raw, model, **options)
-        return self.wire.build_request(request, model, **options)
+            return wire.passthrough_body(request.raw, model, **options)
+        return wire.build_request(request, model, **options)
 
-    def _wire_options(self) -> dict:
-        """Backend settings that shape the request body."""
+    def _wire_options(self, wire: UpstreamWire) -> dict:
+        """Backend settings that shape the request body in `wire`."""
         return {}
 
     models_path: str
@@ -82,18 +94,18 @@ class CloudBackend:
             return [str(m["id"]) for m in models if isinstance(m, dict) and "id" in m]
 
     async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Item]:
-        passthrough = self._passthrough(request)
-        body = json.dumps(self._body(request, model, passthrough), ensure_ascii=False).encode()
-        url = self._url(self.chat_path)
+        wire, path, passthrough = self._route(request)
+        body = json.dumps(self._body(request, model, wire, passthrough), ensure_ascii=False).encode()
+        url = self._url(path)
         headers = self.headers(request, passthrough)
         idle_s = self.upstream.settings.policy.idle_timeout_s
-        async with self.upstream.post(url, body, headers, self.wire.error_from_upstream, paced=True) as resp:
+        async with self.upstream.post(url, body, headers, wire.error_from_upstream, paced=True) as resp:
             if request.stream and resp.content_type == "application/json":
                 # A server that ignores `stream: true` and answers whole: stream its answer ourselves.
-                for ev in self._events(await read_body(resp, self.name, idle_s=idle_s)):
+                for ev in self._events(wire, await read_body(resp, self.name, idle_s=idle_s)):
                     yield ev
             elif request.stream:
-                parser = self.wire.stream_parser()
+                parser = wire.stream_parser()
                 async for frames in sse_frames(resp, self.name):
                     raws, events, failure = _read_frames(self.name, self.upstream.key(), parser, frames)
                     if passthrough:
@@ -125,16 +137,28 @@ class CloudBackend:
                     raise UpstreamError("bad_gateway", f"backend {self.name} ended its stream early", backend=self.name, retryable=True)
             else:
                 raw = await read_body(resp, self.name, idle_s=idle_s)
-                events = self._events(raw)
+                events = self._events(wire, raw)
                 if passthrough:
                     yield RawFrame(raw, events, whole=True, headers=relayed_headers(resp))
                 else:
                     for ev in events:
                         yield ev
 
-    def _events(self, raw: bytes) -> list:
+    def _events(self, wire: UpstreamWire, raw: bytes) -> list:
         with reading(self.name, self.upstream.key()):
-            return self.wire.events_from_response(_json(raw))
+            return wire.events_from_response(_json(raw))
+
+    async def _count(self, path: str, body: dict, headers: dict[str, str], wire: UpstreamWire) -> int:
+        """`input_tokens` of what the upstream's counting endpoint at `path` answers for `body`."""
+        raw_body = json.dumps(body, ensure_ascii=False).encode()
+        async with self.upstream.post(self._url(path), raw_body, headers, wire.error_from_upstream) as resp:
+            raw = await read_body(resp, self.name)
+        with reading(self.name, self.upstream.key()):
+            answer = _json(raw)
+            count = answer.get("input_tokens") if isinstance(answer, dict) else None
+            if not is_int(count) or count < 0:
+                raise UnreadableUpstream("upstream sent a token count that is not a whole number")
+            return count
 
 
 @contextmanager
@@ -190,28 +214,64 @@ def _read_frames(
 
 
 class OpenAIBackend(CloudBackend):
+    """Any OpenAI-compatible server. With `responses` set (OpenAI's own API by default) it also
+    speaks the Responses API: Responses clients pass through to `/responses`, while translated
+    requests still go to Chat Completions."""
+
     kind = "openai"
     wire = openai
     chat_path = "/chat/completions"
     models_path = "/models"
 
+    def speaks(self) -> list[tuple[UpstreamWire, str]]:
+        spoken = super().speaks()
+        if self.upstream.settings.responses:
+            spoken.append((responses, ResponsesBackend.chat_path))
+        return spoken
+
     def headers(self, request: ChatRequest, passthrough: bool) -> dict[str, str]:
         headers = dict(BASE_HEADERS)
+        if passthrough:
+            headers.update(request.client_headers)  # what the client's wire keeps for its own upstreams
         key = self.upstream.key()
         if key:
             headers["authorization"] = f"Bearer {key}"
         return headers
 
-    def _wire_options(self) -> dict:
-        return {"token_field": self.upstream.settings.max_tokens_field}
+    def _wire_options(self, wire: UpstreamWire) -> dict:
+        return {"token_field": self.upstream.settings.max_tokens_field} if wire is openai else {}
 
     async def count_tokens(self, request: ChatRequest, model: str) -> int:
-        return self.estimate_input_tokens(request, model)
+        """A request that goes out in the Responses API is counted exactly, at OpenAI's
+        `/responses/input_tokens`; Chat Completions has no counting endpoint, so it is estimated."""
+        wire, path, passthrough = self._route(request)
+        if wire is not responses:
+            return self.estimate_input_tokens(request, model)
+        body = count_body(self._body(request, model, wire, passthrough))
+        return await self._count(path + "/input_tokens", body, self.headers(request, passthrough), wire)
 
     def estimate_input_tokens(self, request: ChatRequest, model: str) -> int:
-        """OpenAI has no counting endpoint: an estimate of about four characters a token."""
+        """About four characters a token."""
         body = openai.build_request(request, model)
         text = json.dumps([body["messages"], body.get("tools")], ensure_ascii=False)
+        return max(1, len(text) // 4)
+
+
+class ResponsesBackend(OpenAIBackend):
+    """A server that speaks only the Responses API (OpenAI's Responses-only models): every request
+    goes to `/responses`, Chat Completions and Anthropic clients' translated."""
+
+    kind = "responses"
+    wire = responses
+    chat_path = "/responses"
+
+    def speaks(self) -> list[tuple[UpstreamWire, str]]:
+        return [(self.wire, self.chat_path)]
+
+    def estimate_input_tokens(self, request: ChatRequest, model: str) -> int:
+        """For `response.created`, which carries no usage yet: about four characters a token."""
+        body = responses.build_request(request, model)
+        text = json.dumps([body.get("instructions"), body["input"], body.get("tools")], ensure_ascii=False)
         return max(1, len(text) // 4)
 
 
@@ -232,17 +292,8 @@ class AnthropicBackend(CloudBackend):
         return headers
 
     async def count_tokens(self, request: ChatRequest, model: str) -> int:
-        passthrough = self._passthrough(request)
-        body = self._body(request, model, passthrough)
+        wire, _, passthrough = self._route(request)
+        body = self._body(request, model, wire, passthrough)
         for field in ("max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences", "metadata"):
             body.pop(field, None)
-        url = self._url("/v1/messages/count_tokens")
-        raw_body = json.dumps(body, ensure_ascii=False).encode()
-        async with self.upstream.post(url, raw_body, self.headers(request, passthrough), self.wire.error_from_upstream) as resp:
-            raw = await read_body(resp, self.name)
-        with reading(self.name, self.upstream.key()):
-            body = _json(raw)
-            count = body.get("input_tokens") if isinstance(body, dict) else None
-            if not is_int(count) or count < 0:
-                raise UnreadableUpstream("upstream sent a token count that is not a whole number")
-            return count
+        return await self._count("/v1/messages/count_tokens", body, self.headers(request, passthrough), wire)

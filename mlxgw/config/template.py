@@ -41,7 +41,9 @@ idle_unload_s = {L.idle_unload_s:g}          # a model unused this long is unloa
 
 # Cloud backends. `mlxgw creds set openai` adds one for you.
 # [backends.openai]
-# type = "openai"                              # or "anthropic"
+# type = "openai"                              # or "anthropic", or "responses": a server of the Responses
+#                                              # API only (OpenAI's Responses-only models), which every
+#                                              # client is translated to
 # base_url = "https://api.openai.com/v1"       # any OpenAI-compatible server works
 # api_key_env = "OPENAI_API_KEY"               # optional: read the key from the environment
 # max_output_tokens = 16384                    # optional: no request may ask for more (larger ones are lowered)
@@ -49,6 +51,10 @@ idle_unload_s = {L.idle_unload_s:g}          # a model unused this long is unloa
 #                                              # default max_completion_tokens for api.openai.com and Azure
 #                                              # OpenAI (their reasoning models refuse max_tokens), else
 #                                              # max_tokens (older servers ignore the other field)
+# responses = true                             # openai type: it serves the Responses API too, so Responses
+#                                              # clients (Codex) pass through to it; default true for
+#                                              # api.openai.com, else false (they are translated to Chat
+#                                              # Completions)
 
 # Mappings: which backend answers which model name (fnmatch patterns; higher priority wins).
 # [[mappings]]

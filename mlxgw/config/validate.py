@@ -24,10 +24,11 @@ from mlxgw.settings import (
     Settings,
     Target,
     default_max_tokens_field,
+    default_responses,
     is_pattern,
 )
 
-BACKEND_KEYS = {"type", "base_url", "api_key", "api_key_env", "max_output_tokens", "max_tokens_field"}
+BACKEND_KEYS = {"type", "base_url", "api_key", "api_key_env", "max_output_tokens", "max_tokens_field", "responses"}
 
 
 def parse_settings(path: Path, data: dict[str, Any], text: str) -> Settings:
@@ -69,6 +70,7 @@ def parse_settings(path: Path, data: dict[str, Any], text: str) -> Settings:
             policy=policy(raw, default_policy, where, at),
             max_output_tokens=_ceiling(raw, where, at),
             max_tokens_field=_max_tokens_field(raw, btype, base_url, where, at),
+            responses=_responses(raw, btype, base_url, where, at),
         )
         reject_unknown(raw, BACKEND_KEYS | set(POLICY_KEYS), where, at)
 
@@ -203,6 +205,15 @@ def _max_tokens_field(raw: dict, btype: str, base_url: str, where: Locator, at: 
         raise where.error("applies to openai backends only", at, "max_tokens_field")
     if value not in MAX_TOKENS_FIELDS:
         raise where.error(f"must be one of {', '.join(MAX_TOKENS_FIELDS)}", at, "max_tokens_field")
+    return value
+
+
+def _responses(raw: dict, btype: str, base_url: str, where: Locator, at: tuple) -> bool:
+    value = get(raw, "responses", bool, None, where, at)
+    if value is None:
+        return btype == "openai" and default_responses(base_url)
+    if btype != "openai":
+        raise where.error("applies to openai backends only (a responses backend speaks nothing else)", at, "responses")
     return value
 
 

@@ -20,6 +20,7 @@ from mlxgw.backends.base import Item, is_meaningful
 from mlxgw.backends.registry import Registry
 from mlxgw.canonical import ChatRequest
 from mlxgw.dispatch.breaker import Breaker, Breakers, Permit
+from mlxgw.dispatch.client_names import in_client_names
 from mlxgw.dispatch.pacing import nothing, paced, watched
 from mlxgw.dispatch.retries import retry_limits, with_retries
 from mlxgw.dispatch.route_table import Route, RouteTable
@@ -188,7 +189,9 @@ class Dispatcher:
         self, backend, breaker: Breaker, policy: Policy, request: ChatRequest, model: str, deadline: float
     ) -> Opened:
         permit = _permit(breaker, backend.name)
-        answer = paced(backend.stream(request, model), backend.name, policy, deadline, whole=not request.stream)
+        answer = in_client_names(
+            paced(backend.stream(request, model), backend.name, policy, deadline, whole=not request.stream), request
+        )
         head: list[Item] = []
         try:
             async for item in answer:

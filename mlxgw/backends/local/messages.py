@@ -19,12 +19,14 @@ from mlxgw.canonical import (
     ToolCallPart,
     ToolResultPart,
 )
+from mlxgw.wires.tool_names import flattened
 
 # Local models here are text-only; the note tells the model something was there.
 IMAGE_PLACEHOLDER = "[image omitted: this model cannot see images]"
 
 
 def to_hf_messages(request: ChatRequest) -> list[dict[str, Any]]:
+    request = flattened(request)
     messages: list[dict[str, Any]] = []
     system = "\n\n".join(part.text for part in request.system if part.text)
     if system:
@@ -40,6 +42,7 @@ def to_hf_messages(request: ChatRequest) -> list[dict[str, Any]]:
 def to_hf_tools(request: ChatRequest) -> list[dict[str, Any]]:
     if request.tool_choice is not None and request.tool_choice.mode == "none":
         return []
+    request = flattened(request)
     tools = []
     for tool in request.tools:
         function: dict[str, Any] = {"name": tool.name}

@@ -32,6 +32,7 @@ from mlxgw.canonical import (
 from mlxgw.errors import (
     GatewayError,
 )
+from mlxgw.wires.anthropic.openai_state import sealed, unsealed
 from mlxgw.wires.anthropic.usage import error_object, usage_to_anthropic
 from mlxgw.wires.common import (
     dumps,
@@ -164,6 +165,9 @@ def _block(block: dict, where: str) -> list[Part]:
         return [ToolResultPart(_str(block, "tool_use_id", where), kept, is_error)]  # type: ignore[arg-type]
     if kind == "thinking":
         signature = opt_str(block, "signature", f"{where}.signature")
+        if openai_state := unsealed(signature):
+            encrypted, item_id = openai_state
+            return [ThinkingPart(_str(block, "thinking", where), encrypted=encrypted, origin="openai", item_id=item_id)]
         return [ThinkingPart(_str(block, "thinking", where), signature or None, origin="anthropic" if signature else None)]
     if kind == "redacted_thinking":
         return [ThinkingPart(redacted=_str(block, "data", where), origin="anthropic")]
@@ -284,7 +288,8 @@ def render_response(resp: ChatResponse, model: str, request_id: str) -> dict:
         elif isinstance(part, ThinkingPart) and part.redacted is not None:
             content.append({"type": "redacted_thinking", "data": part.redacted})
         elif isinstance(part, ThinkingPart):
-            content.append({"type": "thinking", "thinking": part.text, "signature": part.signature or ""})
+            signature = sealed(part.encrypted, part.item_id) if part.origin == "openai" and part.encrypted else part.signature
+            content.append({"type": "thinking", "thinking": part.text, "signature": signature or ""})
         elif isinstance(part, ToolCallPart):
             call_id = part.id or new_id("toolu_")
             content.append(

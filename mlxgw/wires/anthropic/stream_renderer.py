@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mlxgw.canonical import (
+    EncryptedReasoning,
     Event,
     Finish,
     RedactedThinking,
@@ -22,6 +23,7 @@ from mlxgw.canonical import (
 from mlxgw.errors import (
     GatewayError,
 )
+from mlxgw.wires.anthropic.openai_state import sealed
 from mlxgw.wires.anthropic.usage import error_object, usage_to_anthropic
 from mlxgw.wires.common import (
     RendererState,
@@ -30,7 +32,7 @@ from mlxgw.wires.common import (
 )
 from mlxgw.wires.sse import KEEPALIVE, frame
 
-_BLOCK_CONTENT = (TextDelta, ThinkingDelta, ThinkingSignature, RedactedThinking)
+_BLOCK_CONTENT = (TextDelta, ThinkingDelta, ThinkingSignature, RedactedThinking, EncryptedReasoning)
 
 
 @dataclass
@@ -80,6 +82,9 @@ class StreamRenderer(RendererState):
         elif isinstance(event, ThinkingSignature):
             out += self._open("thinking")
             self._signature = event.signature
+        elif isinstance(event, EncryptedReasoning):
+            out += self._open("thinking")
+            self._signature = sealed(event.data, event.item_id)
         elif isinstance(event, RedactedThinking):
             out += self._settle() + self._whole({"type": "redacted_thinking", "data": event.data})
         elif isinstance(event, ToolCallStart):

@@ -33,6 +33,7 @@ from mlxgw.errors import (
     UnreadableUpstream,
     UpstreamError,
 )
+from mlxgw.wires.anthropic.openai_state import unsealed
 from mlxgw.wires.anthropic.usage import usage_from_anthropic
 from mlxgw.wires.common import (
     FINISH_FROM_ANTHROPIC,
@@ -53,6 +54,7 @@ from mlxgw.wires.fields import (
     is_int,
 )
 from mlxgw.wires.json_schema import for_anthropic
+from mlxgw.wires.tool_names import flattened
 from mlxgw.wires.upstream_fields import typed_field
 
 DEFAULT_MAX_TOKENS = 4096
@@ -77,11 +79,18 @@ _CONTEXT_TOO_LONG = re.compile(r"prompt is too long|context window|context lengt
 def passthrough_body(raw: dict, model: str, *, ceiling: int | None = None) -> dict:
     """A client's own body for an Anthropic upstream: `model` replaced, all else kept as sent, except
     `role: "system"` turns (Claude Code sends them; the API refuses them), which join `system`, and
-    `max_tokens` above `ceiling`, which is lowered to it (with a thinking budget kept below it)."""
+    `max_tokens` above `ceiling`, which is lowered to it (with a thinking budget kept below it), and
+    thinking blocks that carry OpenAI's reasoning state (an earlier answer from a Responses backend),
+    which Anthropic would refuse."""
     body = {**raw, "model": model}
     if ceiling is not None:
         _fit_ceiling(body, ceiling)
     messages = raw.get("messages") or []
+    if any(_carries_openai_state(m) for m in messages):
+        messages = body["messages"] = [
+            {**m, "content": [b for b in m["content"] if not _openai_thinking(b)]} if _carries_openai_state(m) else m
+            for m in messages
+        ]
     if not any(isinstance(m, dict) and m.get("role") == "system" for m in messages):
         return body
     system = raw.get("system")
@@ -100,6 +109,15 @@ def passthrough_body(raw: dict, model: str, *, ceiling: int | None = None) -> di
     return body
 
 
+def _openai_thinking(block: Any) -> bool:
+    return isinstance(block, dict) and block.get("type") == "thinking" and unsealed(block.get("signature")) is not None
+
+
+def _carries_openai_state(message: Any) -> bool:
+    content = message.get("content") if isinstance(message, dict) else None
+    return isinstance(content, list) and any(_openai_thinking(b) for b in content)
+
+
 def _fit_ceiling(body: dict, ceiling: int) -> None:
     body["max_tokens"] = capped(body.get("max_tokens"), ceiling)
     thinking = body.get("thinking")
@@ -114,6 +132,7 @@ def _fit_ceiling(body: dict, ceiling: int) -> None:
 
 
 def build_request(req: ChatRequest, model: str, *, ceiling: int | None = None) -> dict:
+    req = flattened(req)
     if req.logprobs or req.top_logprobs:
         param = "logprobs" if req.logprobs else "top_logprobs"
         raise cannot(param, "Anthropic models do not return log probabilities; leave it out, or map this model to an OpenAI backend")

@@ -51,6 +51,7 @@ from mlxgw.wires.openai.stream import (
     finish_from_openai,
     usage_from_openai,
 )
+from mlxgw.wires.tool_names import flattened
 from mlxgw.wires.upstream_fields import typed, typed_field
 
 SCHEMA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # OpenAI's rule for json_schema names
@@ -58,7 +59,7 @@ TOKEN_FIELDS = ("max_completion_tokens", "max_tokens")
 
 
 _CONTEXT_TOO_LONG = re.compile(
-    r"maximum context length|context[_ ]length[_ ]exceeded|exceeds the available context|prompt is too long",
+    r"maximum context length|context[_ ]length[_ ]exceeded|exceeds the (?:available context|context window)|prompt is too long",
     re.IGNORECASE,
 )
 
@@ -78,6 +79,7 @@ def build_request(
 ) -> dict:
     """`token_field` names the output limit: `max_completion_tokens` for OpenAI itself (its reasoning
     models refuse `max_tokens`), `max_tokens` for the servers that know no other."""
+    req = flattened(req)
     messages: list[dict] = []
     if req.system:
         messages.append({"role": "system", "content": "\n\n".join(p.text for p in req.system)})
