@@ -111,7 +111,7 @@ class FakeResponses(FakeOpenAI):
             "status": "incomplete" if incomplete else "completed",
             "incomplete_details": {"reason": incomplete} if incomplete else None,
             "output": items,
-            "usage": self._usage(reply, body, n_chunks, len(reasoning)),
+            "usage": self._responses_usage(reply, body, n_chunks, len(reasoning)),
         }
         if not body.get("stream"):
             return await self._send_json(request, reply, done)
@@ -190,7 +190,7 @@ class FakeResponses(FakeOpenAI):
         }
 
     @staticmethod
-    def _usage(reply: Reply, body: dict[str, Any], n_chunks: int, reasoning_chunks: int) -> dict[str, Any]:
+    def _responses_usage(reply: Reply, body: dict[str, Any], n_chunks: int, reasoning_chunks: int) -> dict[str, Any]:
         u = reply.usage_obj()
         uncached = responses_token_count(body) if u.input_tokens is None else u.input_tokens
         total_in = uncached + u.cache_read_tokens + u.cache_creation_tokens
