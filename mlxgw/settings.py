@@ -52,6 +52,7 @@ class ServerSettings:
     header_timeout_s: float = 10.0
     body_timeout_s: float = 60.0
     request_log_days: float = 30.0  # 0: keep every request
+    responses_days: float = 30.0  # stored Responses answers (previous_response_id); 0: keep them all
     # `serve --insecure`, never read from the file: serve network callers while no client key exists.
     insecure: bool = False
 

@@ -15,6 +15,7 @@ request_deadline_s = {S.request_deadline_s:g}   # a request, retries and fallbac
 # keepalive_s = {S.keepalive_s:g}         # a streamed answer silent this long gets a keep-alive (a long prefill, a slow upstream); 0: never
 max_request_mb = {S.max_request_mb:g}        # larger bodies are refused with 413
 request_log_days = {S.request_log_days:g}      # `mlxgw log` and `stats` keep this many days of requests; 0: keep them all
+responses_days = {S.responses_days:g}        # stored Responses answers (for previous_response_id, GET /v1/responses/ID) are kept this many days; 0: keep them all
 # header_timeout_s = {S.header_timeout_s:g}    # a connection must send a whole request head within this (also: idle keep-alive); read at start
 # body_timeout_s = {S.body_timeout_s:g}      # ...and then the request's whole body within this, or get 408
 # Web pages cannot call mlxgw (it refuses browser Origins, and Host names other than loopback and

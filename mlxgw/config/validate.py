@@ -115,6 +115,7 @@ def _server(raw: dict, where: Locator) -> ServerSettings:
             ("anthropic_version", str), ("header_timeout_s", float), ("body_timeout_s", float),
             ("keepalive_s", float),
             ("request_log_days", float),
+            ("responses_days", float),
         )
     }
     reject_unknown(raw, SERVER_FILE_KEYS | set(POLICY_KEYS), where, at)

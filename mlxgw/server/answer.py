@@ -18,6 +18,8 @@ from mlxgw.server.keepalive import KeepAlive
 from mlxgw.server.ledger import Ledger
 from mlxgw.server.middleware import TRIED, internal_error, request_id, wire_for
 from mlxgw.server.request_body import read_json
+from mlxgw.server.responses import Turn
+from mlxgw.wires import responses
 from mlxgw.wires.base import StreamRenderer, Wire
 
 log = logging.getLogger("mlxgw.server")
@@ -25,14 +27,35 @@ log = logging.getLogger("mlxgw.server")
 SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-def _answer_headers(request: web.Request, opened: Opened, attempts: list[AttemptRecord]) -> dict[str, str]:
+def _answer_headers(request: web.Request, creq: ChatRequest, opened: Opened, attempts: list[AttemptRecord]) -> dict[str, str]:
     rid = request_id(request)
-    return {
+    headers = {
         "request-id": rid,
         "x-request-id": rid,
         "x-mlxgw-backend": f"{opened.backend}:{opened.model}",
         "x-mlxgw-attempts": str(len(attempts)),
     }
+    if creq.hosted_tools and not _passthrough(opened):
+        # Only a backend that speaks Responses itself runs hosted tools; the others answered without them.
+        log.debug("%s: %s:%s cannot run hosted tools %s; left out", rid, opened.backend, opened.model, creq.hosted_tools)
+        headers["x-mlxgw-dropped-tools"] = ", ".join(creq.hosted_tools)
+    return headers
+
+
+def _passthrough(opened: Opened) -> bool:
+    """Whether the backend relays its own bytes (it speaks the client's protocol) rather than events."""
+    return any(isinstance(item, RawFrame) for item in opened.head)
+
+
+async def _open(dispatcher, creq: ChatRequest, ledger: Ledger, turn: Turn | None) -> Opened:
+    opened = await dispatcher.open(creq, ledger.attempts)
+    if turn is not None:
+        try:
+            turn.check(_passthrough(opened))
+        except GatewayError:
+            await opened.aclose()
+            raise
+    return opened
 
 
 async def chat(request: web.Request) -> web.StreamResponse:
@@ -41,14 +64,16 @@ async def chat(request: web.Request) -> web.StreamResponse:
     request[TRIED] = ledger.attempts
     try:
         body = await read_json(request)
-        creq = wire.parse_request(body, request.headers)
+        # A Responses client may continue a conversation mlxgw stored, and its answer may be kept.
+        turn = await Turn.begin(request, body) if wire is responses else None
+        creq = wire.parse_request(turn.body if turn else body, request.headers)
         ledger.model, ledger.stream = creq.model, creq.stream
-        dispatcher = request.app[DISPATCHER]
+        opening = _open(request.app[DISPATCHER], creq, ledger, turn)
         if creq.stream:
-            return await _stream(request, wire, creq, dispatcher.open(creq, ledger.attempts), ledger)
-        opened = await dispatcher.open(creq, ledger.attempts)
+            return await _stream(request, wire, creq, opening, ledger, turn)
+        opened = await opening
         try:
-            return _whole(request, wire, creq, opened, ledger)
+            return _whole(request, wire, creq, opened, ledger, turn)
         finally:
             await opened.aclose()
     except GatewayError as err:
@@ -69,8 +94,10 @@ async def chat(request: web.Request) -> web.StreamResponse:
         )
 
 
-def _whole(request: web.Request, wire: Wire, creq: ChatRequest, opened: Opened, ledger: Ledger) -> web.Response:
-    headers = _answer_headers(request, opened, ledger.attempts)
+def _whole(
+    request: web.Request, wire: Wire, creq: ChatRequest, opened: Opened, ledger: Ledger, turn: Turn | None
+) -> web.Response:
+    headers = _answer_headers(request, creq, opened, ledger.attempts)
     for item in opened.head:
         ledger.observe(item)
     ledger.sent_first_byte()
@@ -79,16 +106,22 @@ def _whole(request: web.Request, wire: Wire, creq: ChatRequest, opened: Opened, 
         headers.update(raw[0].headers)
         return web.Response(body=raw[0].data, status=200, headers=headers, content_type="application/json")
     response = collect([item for item in opened.head if not isinstance(item, RawFrame)])
-    body = wire.render_response(response, creq.model, request_id(request))
+    if turn is None:
+        return web.json_response(wire.render_response(response, creq.model, request_id(request)), headers=headers)
+    body = responses.render_response(response, creq.model, request_id(request), echo=turn.echo)
+    turn.keep(body)
     return web.json_response(body, headers=headers)
 
 
 async def _stream(
-    request: web.Request, wire: Wire, creq: ChatRequest, opening: Awaitable[Opened], ledger: Ledger
+    request: web.Request, wire: Wire, creq: ChatRequest, opening: Awaitable[Opened], ledger: Ledger, turn: Turn | None
 ) -> web.StreamResponse:
     """Wait for the dispatcher to open an answer, keeping the client alive meanwhile, then relay it."""
     rid = request_id(request)
-    renderer = wire.stream_renderer(creq.model, rid, include_usage=creq.include_usage)
+    if turn is None:
+        renderer = wire.stream_renderer(creq.model, rid, include_usage=creq.include_usage)
+    else:
+        renderer = responses.StreamRenderer(creq.model, rid, echo=turn.echo)
     interval = request.app[STATE].settings.server.keepalive_s
     keepalive = KeepAlive(request, interval, renderer.ping, {**SSE_HEADERS, "request-id": rid, "x-request-id": rid})
     try:
@@ -113,15 +146,21 @@ async def _stream(
             await keepalive.response.write_eof()
         return keepalive.response
     try:
-        response = await keepalive.start(_answer_headers(request, opened, ledger.attempts))
-        return await _relay(request, response, renderer, opened, ledger, keepalive)
+        response = await keepalive.start(_answer_headers(request, creq, opened, ledger.attempts))
+        return await _relay(request, response, renderer, opened, ledger, keepalive, turn)
     finally:
         keepalive.stop()
         await opened.aclose()
 
 
 async def _relay(
-    request: web.Request, response: web.StreamResponse, renderer: StreamRenderer, opened: Opened, ledger: Ledger, keepalive: KeepAlive
+    request: web.Request,
+    response: web.StreamResponse,
+    renderer: StreamRenderer,
+    opened: Opened,
+    ledger: Ledger,
+    keepalive: KeepAlive,
+    turn: Turn | None,
 ) -> web.StreamResponse:
     passthrough = False
 
@@ -133,6 +172,9 @@ async def _relay(
             data = item.data
         else:
             data = renderer.render(item)
+            if turn is not None and renderer.response is not None:
+                # Kept before the client reads it: its next turn may name this response at once.
+                turn.keep(renderer.response)
         if data:
             await response.write(data)
             keepalive.wrote()

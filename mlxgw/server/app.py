@@ -12,14 +12,24 @@ from aiohttp import web
 from mlxgw.backends.base import Backend
 from mlxgw.backends.registry import Registry
 from mlxgw.dispatch.dispatcher import Dispatcher
-from mlxgw.server import admin, auth, guard, middleware
-from mlxgw.server.appkeys import CATALOG, DISPATCHER, REQUEST_LOG, SESSION, SETTINGS, STARTED, STATE
+from mlxgw.server import admin, auth, guard, middleware, responses
+from mlxgw.server.appkeys import (
+    CATALOG,
+    DISPATCHER,
+    REQUEST_LOG,
+    RESPONSES,
+    SESSION,
+    SETTINGS,
+    STARTED,
+    STATE,
+)
 from mlxgw.server.catalog import ModelCatalog
 from mlxgw.server.endpoints import add_routes
 from mlxgw.server.state import LiveState, watch
 from mlxgw.settings import Settings
 from mlxgw.store import credentials
 from mlxgw.store.request_log import RequestLogWriter
+from mlxgw.store.responses import ResponseStore
 from mlxgw.workspace import Workspace
 
 
@@ -62,16 +72,21 @@ def create_app(
         writer = RequestLogWriter(retention_days=lambda: state.settings.server.request_log_days)
         writer.start()
         app[REQUEST_LOG] = writer
+        stored = ResponseStore(retention_days=lambda: state.settings.server.responses_days)
+        stored.start()
+        app[RESPONSES] = stored
         watcher = asyncio.create_task(watch(state, reload_interval_s))
         yield
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
         await writer.close()
+        await stored.close()
         await registry.close()
         await session.close()
 
     app.cleanup_ctx.append(resources)
     add_routes(app)
+    responses.add_routes(app)
     admin.add_routes(app)
     return app
 

@@ -10,6 +10,7 @@ from mlxgw.server.catalog import ModelCatalog
 from mlxgw.server.state import LiveState
 from mlxgw.settings import Settings
 from mlxgw.store.request_log import RequestLogWriter
+from mlxgw.store.responses import ResponseStore
 
 SETTINGS = web.AppKey("settings", Settings)  # as the server started: its address
 STATE = web.AppKey("state", LiveState)  # the live view: settings, backends, mappings, client keys
@@ -18,3 +19,4 @@ SESSION = web.AppKey("session", aiohttp.ClientSession)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 REQUEST_LOG = web.AppKey("request_log", RequestLogWriter)
 CATALOG = web.AppKey("catalog", ModelCatalog)
+RESPONSES = web.AppKey("responses", ResponseStore)  # stored Responses answers

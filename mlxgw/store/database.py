@@ -9,7 +9,7 @@ from pathlib import Path
 from peewee import DatabaseError, OperationalError, SqliteDatabase
 
 from mlxgw.errors import MlxgwError
-from mlxgw.store.tables import TABLES, Meta, db
+from mlxgw.store.tables import TABLES, Meta, StoredResponse, db
 
 
 def _v1(database: SqliteDatabase) -> None:
@@ -22,11 +22,16 @@ def _v2(database: SqliteDatabase) -> None:
         database.execute_sql("ALTER TABLE mapping ADD COLUMN max_output_tokens INTEGER")
 
 
+def _v3(database: SqliteDatabase) -> None:
+    """Stored Responses answers (`previous_response_id`); a store _v1 made before them lacks the table."""
+    database.create_tables([StoredResponse], safe=True)
+
+
 # How long SQLite itself retries a store another connection is writing, before "database is locked".
 BUSY_TIMEOUT_MS = 5000
 
 # Append-only: each entry moves the schema one version up. Never edit a released step.
-MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1, _v2, _v3]
 
 
 def open_db(path: Path) -> SqliteDatabase:

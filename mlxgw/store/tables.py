@@ -66,7 +66,7 @@ class ClientKey(BaseModel):
 class RequestLog(BaseModel):
     time = DateTimeField(default=utcnow, index=True)
     request_id = TextField()
-    protocol = TextField()  # the client's: "openai" | "anthropic"
+    protocol = TextField()  # the client's: "openai" | "anthropic" | "responses"
     requested_model = TextField()
     backend = TextField(null=True)  # what served it
     model = TextField(null=True)
@@ -81,4 +81,14 @@ class RequestLog(BaseModel):
     error_kind = TextField(null=True)
 
 
-TABLES = [Meta, Mapping, Credential, ClientKey, RequestLog]
+class StoredResponse(BaseModel):
+    """A Responses answer mlxgw produced by translation, kept for `previous_response_id` and
+    `GET /v1/responses/{id}` until [server] responses_days have passed."""
+
+    response_id = TextField(primary_key=True)  # "resp_…"
+    created_at = DateTimeField(default=utcnow, index=True)
+    response = TextField()  # JSON: the Response object, output items included
+    input_items = TextField()  # JSON: every input item the answer saw, earlier turns included
+
+
+TABLES = [Meta, Mapping, Credential, ClientKey, RequestLog, StoredResponse]

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mlxgw.wires import anthropic, openai
+from mlxgw.wires import anthropic, openai, responses
 from mlxgw.wires.base import Wire
 
-WIRES: dict[str, Wire] = {wire.name: wire for wire in (anthropic, openai)}  # modules, each a Wire
+WIRES: dict[str, Wire] = {wire.name: wire for wire in (anthropic, openai, responses)}  # modules, each a Wire
 DEFAULT: Wire = openai  # for paths no wire claims (errors on unknown endpoints, /health)
 
 

@@ -1,0 +1,129 @@
+"""Stored Responses answers: what `previous_response_id` continues and `GET /v1/responses/{id}`
+shows, kept off the request path and pruned to [server] responses_days."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+from mlxgw.store.tables import StoredResponse, db, utcnow
+
+log = logging.getLogger("mlxgw.responses")
+
+PRUNE_EVERY_S = 3600.0
+PRUNE_BATCH = 1000
+
+T = TypeVar("T")
+
+
+@dataclass
+class Stored:
+    response: dict  # the Response object
+    input_items: list  # every input item it answered, earlier turns included
+
+
+class ResponseStore:
+    """Reads and writes on one background thread, in the order they were asked: a response being
+    kept is found by the next request that names it, though the client has it before the store does.
+    At start, hourly and whenever `retention_days()` changes, deletes those older than that many
+    days (0: keeps all)."""
+
+    def __init__(self, retention_days: Callable[[], float]) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlxgw-responses")
+        self._retention_days = retention_days
+        self._pruned: tuple[float, float] | None = None  # (monotonic time, days) of the last prune
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._executor.shutdown(wait=True)
+
+    def keep(self, response: dict, input_items: list) -> None:
+        """Queue a response to be stored; a failure is logged, never the request's."""
+        self._executor.submit(_logged, _save, response, input_items)
+
+    async def get(self, response_id: str) -> Stored | None:
+        return await self._call(_get, response_id)
+
+    async def delete(self, response_id: str) -> bool:
+        return await self._call(_delete, response_id)
+
+    async def _call(self, fn: Callable[..., T], *args) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, _closing, fn, *args)
+
+    async def _run(self) -> None:
+        while True:
+            await self._prune_if_due()
+            await asyncio.sleep(1.0)
+
+    async def _prune_if_due(self) -> None:
+        days = self._retention_days()
+        now = time.monotonic()
+        if self._pruned is not None and self._pruned[1] == days and now - self._pruned[0] < PRUNE_EVERY_S:
+            return
+        self._pruned = (now, days)
+        if days <= 0:
+            return
+        try:
+            removed = await self._call(_prune, utcnow() - dt.timedelta(days=days))
+        except Exception:
+            log.exception("could not prune the stored responses")
+            return
+        if removed:
+            log.info("stored responses: removed %d older than %g day(s)", removed, days)
+
+
+def _closing(fn: Callable[..., T], *args) -> T:
+    try:
+        return fn(*args)
+    finally:
+        db.obj.close()  # this thread's connection; the next call opens its own
+
+
+def _logged(fn: Callable[..., None], *args) -> None:
+    try:
+        _closing(fn, *args)
+    except Exception:
+        log.exception("could not store a response")
+
+
+def _save(response: dict, input_items: list) -> None:
+    StoredResponse.replace(
+        response_id=response["id"],
+        created_at=utcnow(),
+        response=json.dumps(response, ensure_ascii=False),
+        input_items=json.dumps(input_items, ensure_ascii=False),
+    ).execute()
+
+
+def _get(response_id: str) -> Stored | None:
+    row = StoredResponse.get_or_none(StoredResponse.response_id == response_id)
+    if row is None:
+        return None
+    return Stored(json.loads(row.response), json.loads(row.input_items))
+
+
+def _delete(response_id: str) -> bool:
+    return StoredResponse.delete().where(StoredResponse.response_id == response_id).execute() > 0
+
+
+def _prune(before: dt.datetime) -> int:
+    removed = 0
+    while True:
+        batch = StoredResponse.select(StoredResponse.response_id).where(StoredResponse.created_at < before).limit(PRUNE_BATCH)
+        count = StoredResponse.delete().where(StoredResponse.response_id.in_(batch)).execute()
+        removed += count
+        if count < PRUNE_BATCH:
+            return removed
