@@ -53,13 +53,16 @@ from mlxgw.wires.responses.render import (
     ANTHROPIC_REDACTED,
     ANTHROPIC_SIGNATURE,
     INCOMPLETE,
+    TOOL_SEARCH,
     call_item,
     encrypted_content,
     message_item,
     reasoning_item,
     response_object,
+    searches_tools,
     status_for,
     summarised,
+    tool_search_item,
 )
 
 # Client headers a Responses upstream is sent in passthrough (Codex's session and request ids).
@@ -84,8 +87,10 @@ def parse_request(body: Any, headers: Mapping[str, str]) -> ChatRequest:
     system: list[TextPart] = []
     if instructions := opt_str(body, "instructions"):
         system.append(TextPart(instructions))
-    messages = _input(body, system)
+    loaded: list[Tool] = []
+    messages = _input(body, system, loaded)
     tools, hosted = _tools(body.get("tools"))
+    tools += [t for t in loaded if (t.namespace, t.name) not in {(u.namespace, u.name) for u in tools}]
     tool_choice, tools = _tool_choice(body, tools)
     reasoning = opt_object(body, "reasoning") or {}
     effort = opt_choice(reasoning, "effort", tuple(REASONING_BUDGETS), "reasoning.effort")
@@ -121,7 +126,9 @@ def parse_request(body: Any, headers: Mapping[str, str]) -> ChatRequest:
 # ---- input -----------------------------------------------------------------------------------
 
 
-def _input(body: dict, system: list[TextPart]) -> list[Message]:
+def _input(body: dict, system: list[TextPart], loaded: list[Tool]) -> list[Message]:
+    """The turns of `input`; system and developer messages go to `system`, and the tools a client
+    tool search loaded (its `tool_search_output` items) to `loaded`."""
     value = body.get("input")
     if value is None:
         if body.get("previous_response_id") is None:
@@ -149,6 +156,14 @@ def _input(body: dict, system: list[TextPart]) -> list[Message]:
             messages.append(Message("assistant", [_call(item, kind, where)]))
         elif kind in ("function_call_output", "custom_tool_call_output"):
             messages.append(Message("user", [_call_output(item, where)]))
+        elif kind == "tool_search_call" and item.get("execution") == "client":
+            arguments = item.get("arguments")
+            messages.append(Message("assistant", [ToolCallPart(_str(item, "call_id", where), TOOL_SEARCH, dumps(arguments or {}))]))
+        elif kind == "tool_search_output" and item.get("execution") == "client":
+            found, _ = _tools(item.get("tools"), f"{where}.tools")
+            loaded.extend(found)
+            listing = [{"name": t.name, "namespace": t.namespace, "description": t.description} for t in found]
+            messages.append(Message("user", [ToolResultPart(_str(item, "call_id", where), [TextPart(dumps(listing))])]))
         elif kind == "reasoning":
             messages.append(Message("assistant", [_reasoning(item, where)]))
         elif kind == "item_reference":
@@ -271,16 +286,17 @@ def _str(obj: dict, key: str, where: str) -> str:
 # ---- tools -----------------------------------------------------------------------------------
 
 
-def _tools(value: Any) -> tuple[list[Tool], list[str]]:
-    """The client's tools, and the names of the hosted ones (web_search…) only a Responses backend runs."""
+def _tools(value: Any, param: str = "tools") -> tuple[list[Tool], list[str]]:
+    """The client's tools, and the names of the hosted ones (web_search…) only a Responses backend
+    runs. A tool search Codex runs itself (`execution: "client"`) is a function the model calls."""
     if value is None:
         return [], []
     if not isinstance(value, list):
-        raise invalid("`tools` must be an array", "tools")
+        raise invalid(f"`{param}` must be an array", param)
     tools: list[Tool] = []
     hosted: list[str] = []
     for j, tool in enumerate(value):
-        where = f"tools[{j}]"
+        where = f"{param}[{j}]"
         if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
             raise invalid(f"`{where}` must be an object with a `type`", f"{where}.type")
         if tool["type"] == "namespace":
@@ -292,6 +308,10 @@ def _tools(value: Any) -> tuple[list[Tool], list[str]]:
                 tools.append(_tool(member, f"{where}.tools[{k}]", namespace))
         elif tool["type"] in ("function", "custom"):
             tools.append(_tool(tool, where, None))
+        elif tool["type"] == TOOL_SEARCH and tool.get("execution") == "client":
+            description = opt_str(tool, "description", f"{where}.description")
+            parameters = opt_object(tool, "parameters", f"{where}.parameters")
+            tools.append(Tool(TOOL_SEARCH, description, parameters or {"type": "object", "properties": {}}))
         elif tool["type"] not in hosted:
             hosted.append(tool["type"])
     return tools, hosted
@@ -375,7 +395,7 @@ def _text_format(body: dict) -> ResponseFormat | None:
 def render_response(resp: ChatResponse, model: str, request_id: str, *, echo: dict | None = None) -> dict:
     """The whole Response object; `echo` is the client's request body, whose settings it repeats."""
     status = status_for(resp.finish.reason)
-    output = [_item(part, summarised(echo), status) for part in resp.content]
+    output = [_item(part, summarised(echo), searches_tools(echo), status) for part in resp.content]
     return response_object(
         response_id(None, request_id, "resp_"),
         int(time.time()),
@@ -388,11 +408,13 @@ def render_response(resp: ChatResponse, model: str, request_id: str, *, echo: di
     )
 
 
-def _item(part: Part, summary: bool, status: str) -> dict | None:
+def _item(part: Part, summary: bool, searches: bool, status: str) -> dict | None:
     if isinstance(part, ThinkingPart):
         return reasoning_item(part.item_id or new_id("rs_"), part.text, summary, encrypted_content(part), "completed")
     if isinstance(part, TextPart) and part.text:
         return message_item(new_id("msg_"), part.text, status)
+    if isinstance(part, ToolCallPart) and searches and (part.name, part.namespace) == (TOOL_SEARCH, None):
+        return tool_search_item(new_id("tsc_"), part.id or new_id("call_"), part.arguments, "completed")
     if isinstance(part, ToolCallPart):
         item_id = new_id("ctc_" if part.kind == "custom" else "fc_")
         return call_item(item_id, part.id or new_id("call_"), part.name, part.arguments, part.kind, part.namespace, "completed")

@@ -8,12 +8,16 @@ from typing import Any
 
 from mlxgw.canonical import FinishReason, ThinkingPart, ToolKind, Usage
 from mlxgw.errors import GatewayError
+from mlxgw.wires.common import parse_arguments
 from mlxgw.wires.openai.stream import error_object
 
 # Anthropic's opaque thinking state rides in `encrypted_content` behind these markers, so that it
 # goes back to Anthropic on the client's next turn (and is told apart from OpenAI's own).
 ANTHROPIC_SIGNATURE = "mlxgw.anthropic.signature:"
 ANTHROPIC_REDACTED = "mlxgw.anthropic.redacted:"
+
+# The tool a client's own tool search is offered as; its calls go back as `tool_search_call` items.
+TOOL_SEARCH = "tool_search"
 
 # Finish reasons that leave a Response `incomplete`, with the reason OpenAI gives.
 INCOMPLETE: dict[str, str] = {"max_tokens": "max_output_tokens", "refusal": "content_filter"}
@@ -28,6 +32,14 @@ def summarised(echo: dict | None) -> bool:
     as raw reasoning text."""
     reasoning = (echo or {}).get("reasoning")
     return isinstance(reasoning, dict) and reasoning.get("summary") is not None
+
+
+def searches_tools(echo: dict | None) -> bool:
+    """Whether the client runs a tool search itself (Codex), which the model may call."""
+    tools = (echo or {}).get("tools")
+    return isinstance(tools, list) and any(
+        isinstance(t, dict) and t.get("type") == TOOL_SEARCH and t.get("execution") == "client" for t in tools
+    )
 
 
 def encrypted_content(part: ThinkingPart) -> str | None:
@@ -69,6 +81,17 @@ def call_item(
     if namespace is not None:
         item["namespace"] = namespace
     return item
+
+
+def tool_search_item(item_id: str, call_id: str, arguments: str, status: str) -> dict:
+    return {
+        "id": item_id,
+        "type": "tool_search_call",
+        "status": status,
+        "call_id": call_id,
+        "execution": "client",
+        "arguments": parse_arguments(arguments),
+    }
 
 
 def usage_object(usage: Usage) -> dict:

@@ -29,7 +29,6 @@ from mlxgw.canonical import (
     ToolCallDelta,
     ToolCallEnd,
     ToolCallStart,
-    ToolKind,
     Usage,
     merge_usage,
 )
@@ -40,14 +39,17 @@ from mlxgw.wires.responses.render import (
     ANTHROPIC_REDACTED,
     ANTHROPIC_SIGNATURE,
     INCOMPLETE,
+    TOOL_SEARCH,
     call_item,
     failure,
     message_item,
     output_text,
     reasoning_item,
     response_object,
+    searches_tools,
     status_for,
     summarised,
+    tool_search_item,
 )
 from mlxgw.wires.sse import frame
 
@@ -62,7 +64,7 @@ class _Item:
     encrypted: str | None = None  # a reasoning item's opaque state
     call_id: str = ""
     name: str = ""
-    kind: ToolKind = "function"
+    kind: str = "function"  # a ToolKind, or "tool_search" for a call of the client's own tool search
     namespace: str | None = None
 
 
@@ -75,6 +77,7 @@ class StreamRenderer(RendererState):
         self.echo = echo
         self.response: dict | None = None
         self._summary = summarised(echo)
+        self._searches = searches_tools(echo)
         self._created = int(time.time())
         self._sequence = 0
         self._output: list[dict | None] = []  # by output_index: the finished item, None while open
@@ -244,18 +247,27 @@ class StreamRenderer(RendererState):
     # -- tool calls
 
     def _open_call(self, event: ToolCallStart) -> bytes:
-        item_id = new_id("ctc_" if event.kind == "custom" else "fc_")
         call_id = event.id or new_id("call_")
+        if self._searches and (event.name, event.namespace, event.kind) == (TOOL_SEARCH, None, "function"):
+            item_id = new_id("tsc_")
+            index, out = self._add(tool_search_item(item_id, call_id, "", "in_progress"))
+            self._calls[event.index] = _Item(index, item_id, call_id=call_id, kind=TOOL_SEARCH)
+            return out
+        item_id = new_id("ctc_" if event.kind == "custom" else "fc_")
         index, out = self._add(call_item(item_id, call_id, event.name, "", event.kind, event.namespace, "in_progress"))
         self._calls[event.index] = _Item(index, item_id, call_id=call_id, name=event.name, kind=event.kind, namespace=event.namespace)
         return out
 
     def _arguments(self, item: _Item, fragment: str) -> bytes:
         item.text.append(fragment)
+        if item.kind == TOOL_SEARCH:
+            return b""  # a tool search's arguments are an object, sent whole when the call is done
         kind = "custom_tool_call_input" if item.kind == "custom" else "function_call_arguments"
         return self._event(f"response.{kind}.delta", **self._at(item), delta=fragment)
 
     def _close_call(self, item: _Item, status: str) -> bytes:
+        if item.kind == TOOL_SEARCH:
+            return self._done(item.index, tool_search_item(item.id, item.call_id, "".join(item.text), status))
         out = b""
         if item.kind == "function" and not item.text:
             out += self._arguments(item, "{}")  # a call without arguments still needs "{}": clients json.loads them
