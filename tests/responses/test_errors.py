@@ -5,6 +5,7 @@ that are real events (Codex's idle timer ignores SSE comments)."""
 
 from __future__ import annotations
 
+import aiohttp
 import openai
 import pytest
 
@@ -93,3 +94,41 @@ async def test_keepalives_are_response_in_progress_events():
     assert before[0] == "response.created" and before.count("response.in_progress") >= 3
     assert events[-1]["type"] == "response.completed" and final.output_text == "late answer"
     assert len({e["response"]["id"] for e in events if "response" in e}) == 1
+
+
+# What an upstream's failure before the first byte is to a Responses client: (reply, status, type).
+UPSTREAM_FAILURES = {
+    "400": (Reply(status=400), 400, "invalid_request_error"),
+    "401": (Reply(status=401), 502, "api_error"),  # mlxgw's key was refused: not the client's problem
+    "429": (Reply(status=429), 429, "rate_limit_error"),
+    "500": (Reply(status=500), 502, "api_error"),
+    "malformed": (Reply(malformed=True), 502, "api_error"),
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("failure", list(UPSTREAM_FAILURES))
+async def test_upstream_failures_in_openai_shape(gateway, failure, stream):
+    reply, status, kind = UPSTREAM_FAILURES[failure]
+    if failure == "malformed" and stream:
+        reply = Reply(raw=[b"data: {not json\n\n"])
+    gateway.openai_up.push(reply, reply)
+    r = await post(gateway.url + "/v1/responses", {**OK, "stream": stream})
+    assert (r.status, r.json["error"]["type"]) == (status, kind), r.body
+    assert set(r.json["error"]) == {"message", "type", "param", "code"} and "Traceback" not in r.body.decode()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/v1/responses", 405), ("PUT", "/v1/responses/resp_1", 405), ("GET", "/v1/responses/resp_1/nope", 404)],
+)
+async def test_other_paths_and_methods_answer_in_openai_shape(gateway, method, path, status):
+    async with aiohttp.ClientSession() as session, session.request(method, gateway.url + path) as resp:
+        body = await resp.json()
+    assert resp.status == status and set(body["error"]) == {"message", "type", "param", "code"}
+
+
+@pytest.mark.parametrize("raw", [b"{", b"[1]", b""], ids=["truncated", "array", "empty"])
+async def test_a_malformed_body_is_a_400(gateway, raw):
+    r = await post(gateway.url + "/v1/responses", data=raw)
+    assert r.status == 400 and r.json["error"]["type"] == "invalid_request_error"
