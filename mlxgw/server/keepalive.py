@@ -3,8 +3,9 @@ flows: a long prefill, a slow upstream, a pause between chunks.
 
 Before the answer has started, the dispatcher may still fail over, so nothing is sent at first and
 a request that fails quickly gets its real HTTP status. Once the wait passes the keep-alive interval,
-the response is committed: a 200 with SSE headers and a comment line (valid in both protocols, which
-both SDKs skip) every interval while the dispatcher walks the chain; a failure after that becomes the
+the response is committed: a 200 with SSE headers and the renderer's keep-alive (a comment line for
+Chat Completions and Anthropic clients, which their SDKs skip; `response.in_progress` for Responses
+clients, as Codex counts only events) every interval while the dispatcher walks the chain; a failure after that becomes the
 protocol's error event. Once the answer flows, the renderer's ping fills each interval of silence.
 """
 

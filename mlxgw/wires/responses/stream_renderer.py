@@ -9,7 +9,8 @@ another item begins; tool calls stream side by side, as parallel calls may inter
 
 A failure after the first byte is `response.failed`, which Codex and the Agents SDK read, then an
 `error` event whose `error` object makes the Python SDK raise (it yields `response.failed` as a plain
-event), then the end of the stream.
+event), then the end of the stream. Keep-alives are `response.in_progress` events, not SSE comments:
+Codex's idle timer counts only events.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ class _Item:
 
 class StreamRenderer(RendererState):
     """Canonical events → Responses SSE. `echo` is the client's request body, whose settings every
-    Response snapshot repeats; `response` holds the final Response once the stream completed."""
+    Response snapshot repeats; `response` holds the final Response once the stream completed (for
+    the store). `include_usage` only mirrors the other wires' signature: a Response always has usage."""
 
     def __init__(self, model: str, request_id: str, include_usage: bool = False, *, echo: dict | None = None) -> None:
         super().__init__(model, request_id, "resp_")
