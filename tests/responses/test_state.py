@@ -9,10 +9,13 @@ import datetime as dt
 import openai
 import pytest
 
-from fakes.upstream import Reply, ToolCall
+from fakes.upstream import FakeOpenAI, Reply, ToolCall
 from mlxgw import paths
-from mlxgw.store.tables import StoredResponse, utcnow
-from tests.gateway.helpers import eventually, get, post
+from mlxgw.store.database import MIGRATIONS
+from mlxgw.store.tables import Meta, StoredResponse, db, utcnow
+from mlxgw.workspace import Workspace
+from tests.foundation.helpers import cli
+from tests.gateway.helpers import eventually, get, post, start_gateway
 from tests.responses.helpers import CHAT, CLAUDE, delete, streamed
 
 WEATHER = {"type": "function", "name": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
@@ -148,3 +151,21 @@ async def test_responses_days_prunes_in_the_background(gateway):
 
     await eventually(gone, timeout=10)
     assert (await client.responses.retrieve(recent.id)).id == recent.id
+
+
+async def test_a_store_from_before_stored_responses_is_migrated():
+    async with FakeOpenAI() as up:
+        cli("creds", "set", "oa", "--type", "openai", "--base-url", up.url, input="sk-oa\n")
+        cli("map", "add", "gpt-*", "oa")
+        # The store as the schema before this table: version 2, no storedresponse table.
+        Workspace.open()
+        db.obj.execute_sql("DROP TABLE storedresponse")
+        Meta.replace(key="schema_version", value="2").execute()
+        server, url = await start_gateway()
+        try:
+            async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0) as client:
+                first = await client.responses.create(model=CHAT, input="hi")
+                assert (await client.responses.retrieve(first.id)).id == first.id
+        finally:
+            await server.close()
+    assert Meta.get(Meta.key == "schema_version").value == str(len(MIGRATIONS))
