@@ -15,13 +15,13 @@ import pytest_asyncio
 from mlxgw import paths
 from mlxgw.backends.local import LocalBackend
 from mlxgw.settings import LocalSettings, Policy
-from mlxgw.worker.demo import CONTEXT_LENGTH, build_demo_model
+from mlxgw.worker.demo import build_demo_model
 from tests.gateway.helpers import start_gateway
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 STEP = 64  # prompt tokens a step: a long prompt fills in some thirty steps, reporting each
-PROMPT_TOKENS = CONTEXT_LENGTH - 200
+PROMPT_TOKENS = 1850
 WAIT_S = 30.0
 
 

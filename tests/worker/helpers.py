@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
+from pathlib import Path
 
 from mlxgw.canonical import ChatRequest, Event, Message, TextDelta, TextPart, collect
 
@@ -40,3 +43,11 @@ async def until(predicate, *, timeout: float = 5.0, interval: float = 0.02):
         return value
 
     return await asyncio.wait_for(poll(), timeout)
+
+
+def short_context_copy(demo_dir: Path, dest: Path, context: int) -> Path:
+    """The demo model with a smaller context: a prompt that fills it is quick to make and to prefill."""
+    shutil.copytree(demo_dir, dest)
+    config = json.loads((dest / "config.json").read_text())
+    (dest / "config.json").write_text(json.dumps({**config, "max_position_embeddings": context}))
+    return dest

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from pathlib import Path
 
 from mlxgw.worker.demo import CONTEXT_LENGTH, build_demo_model
+
+AGENT_REQUEST = Path(__file__).parents[1] / "agents" / "fixtures" / "codex_turn1.json"
 
 
 def _digests(directory):
@@ -67,3 +71,11 @@ def test_template_renders_tools_calls_and_results(demo_tokenizer):
     )
     assert "<|im_start|>user\n<tool_response>\nsunny\n</tool_response><|im_end|>" in text
     assert text.endswith("<|im_start|>assistant\n")
+
+
+def test_an_agents_whole_prompt_fits_in_few_tokens(demo_tokenizer):
+    # Codex's real first request: prose, JSON schemas and code, as coding agents send them.
+    text = json.dumps(json.loads(AGENT_REQUEST.read_text())["body"], ensure_ascii=False)
+    tokens = len(demo_tokenizer.encode(text, add_special_tokens=False))
+    assert tokens / (len(text.encode()) / 1024) < 400  # per KB; the 512-token vocabulary took 665
+    assert CONTEXT_LENGTH >= 65536 and tokens < CONTEXT_LENGTH // 4  # Claude Code's prompt is about twice as long

@@ -8,7 +8,7 @@ from mlxgw.backends.local.messages import to_hf_messages, to_hf_tools
 from mlxgw.canonical import Finish, Message, Start, TextDelta, TextPart, Usage
 from mlxgw.errors import UpstreamError
 from mlxgw.worker.demo import CONTEXT_LENGTH
-from tests.worker.helpers import answer, chat, run, text_of
+from tests.worker.helpers import answer, chat, run, short_context_copy, text_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -92,18 +92,21 @@ async def test_stop_string_across_a_token_boundary(backend, demo_dir):
     assert events[-2].output_tokens < 40
 
 
-async def test_max_tokens_beyond_the_context_is_clamped(backend, demo_tokenizer):
-    # A prompt that leaves room for a few tokens only, then a max_tokens of 128000.
-    words = " ".join(["gateway"] * (CONTEXT_LENGTH - 40))
+async def test_max_tokens_beyond_the_context_is_clamped(own_backend, demo_dir, demo_tokenizer, tmp_path):
+    # A prompt that leaves room for a few tokens only, then a max_tokens of 128000. The demo model
+    # with a short context, to keep the prompt quick.
+    context = 2048
+    local = own_backend({"demo": str(short_context_copy(demo_dir, tmp_path / "short", context))})
+    words = " ".join(["gateway"] * (context - 40))
     request = chat(words, max_tokens=128000)
     prompt_tokens = len(
         demo_tokenizer.apply_chat_template(to_hf_messages(request), add_generation_prompt=True)
     )
-    assert CONTEXT_LENGTH - 60 < prompt_tokens < CONTEXT_LENGTH
-    events = await run(backend, request)
+    assert context - 60 < prompt_tokens < context
+    events = await run(local, request)
     assert events[0].input_tokens + (events[0].cache_read_tokens or 0) == prompt_tokens
     assert events[-1].reason == "max_tokens"
-    assert events[-2].output_tokens == CONTEXT_LENGTH - prompt_tokens
+    assert events[-2].output_tokens == context - prompt_tokens
 
 
 async def test_a_prompt_beyond_the_context_is_refused(backend):
