@@ -49,3 +49,8 @@ def pid_path() -> Path:
 
 def models_dir() -> Path:
     return home() / "models"
+
+
+def prompt_cache_dir() -> Path:
+    """Long prompts' KV caches, kept across restarts (see mlxgw.worker.disk_cache)."""
+    return home() / "cache"

@@ -87,7 +87,10 @@ class LocalSettings:
     max_loaded_models: int = 2  # least recently used models are unloaded beyond this
     idle_unload_s: float = 900.0  # 0: keep models loaded
     memory_limit_gb: float | None = None  # MLX's memory limit in the worker; None: MLX's default
-    prompt_cache_gb: float = 1.0  # KV caches kept for reuse, per loaded model
+    prompt_cache_gb: float = 1.0  # KV caches kept in memory for reuse, per loaded model
+    disk_cache_gb: float = 10.0  # long prompts' KV caches kept in <home>/cache across restarts; 0: none
+    # The output limit of a request that sets none: a model that never stops does not run for minutes.
+    default_max_tokens: int = 4096
     # Prompt tokens computed per step: a long prompt reports progress, can be cancelled and leaves
     # its cache behind at this granularity (mlx-lm's default).
     prefill_step_size: int = 2048
@@ -97,7 +100,14 @@ class LocalSettings:
     policy: Policy = field(default_factory=Policy)
 
 
-LOCAL_FILE_KEYS = {"max_loaded_models": int, "idle_unload_s": float, "memory_limit_gb": float}  # and the policy keys
+LOCAL_FILE_KEYS = {
+    "max_loaded_models": int,
+    "idle_unload_s": float,
+    "memory_limit_gb": float,
+    "prompt_cache_gb": float,
+    "disk_cache_gb": float,
+    "default_max_tokens": int,
+}  # and the policy keys
 
 
 @dataclass(frozen=True)

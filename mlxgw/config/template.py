@@ -38,6 +38,11 @@ responses_days = {S.responses_days:g}        # stored Responses answers (for pre
 max_loaded_models = {L.max_loaded_models}
 idle_unload_s = {L.idle_unload_s:g}          # a model unused this long is unloaded; 0: keep models loaded
 # memory_limit_gb = 16
+# prompt_cache_gb = {L.prompt_cache_gb:g}        # KV caches of earlier prompts kept in memory, per loaded model: a prompt that
+#                              # starts like an earlier one (the next turn, another session or sub-agent) skips that part
+# disk_cache_gb = {L.disk_cache_gb:g}         # prompts of 1k tokens or more also go to <home>/cache and survive restarts
+#                              # (least recently used dropped beyond this); 0: no disk cache. `mlxgw models cache` shows it
+# default_max_tokens = {L.default_max_tokens}   # the output limit of a request that sets none
 # first_byte_timeout_s = {P.first_byte_timeout_s:g} # the longest the worker may stay silent on a request (a model load included)
 
 # Cloud backends. `mlxgw creds set openai` adds one for you.

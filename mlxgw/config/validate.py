@@ -102,6 +102,8 @@ def _local(raw: dict, default_policy: Policy, where: Locator) -> LocalSettings:
     defaults = LocalSettings()
     values = {key: get(raw, key, typ, getattr(defaults, key), where, at) for key, typ in LOCAL_FILE_KEYS.items()}
     reject_unknown(raw, set(LOCAL_FILE_KEYS) | set(POLICY_KEYS), where, at)
+    if values["default_max_tokens"] < 1:
+        raise where.error("must be at least 1", at, "default_max_tokens")
     return LocalSettings(**values, policy=policy(raw, default_policy, where, at))
 
 

@@ -13,10 +13,12 @@ import os
 import queue
 import sys
 import threading
+import time
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from mlxgw.settings import LocalSettings
-from mlxgw.worker.frames import decode, encode, merge_frames
+from mlxgw.worker.frames import SHUTDOWN_S, decode, encode, merge_frames
 
 
 class FrameWriter:
@@ -53,6 +55,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--idle-unload-s", type=float, default=defaults.idle_unload_s, help="0 keeps models loaded")
     parser.add_argument("--memory-limit-gb", type=float, default=defaults.memory_limit_gb)
     parser.add_argument("--prompt-cache-gb", type=float, default=defaults.prompt_cache_gb)
+    parser.add_argument("--cache-dir", type=Path, help="where long prompts' caches are kept across restarts")
+    parser.add_argument("--disk-cache-gb", type=float, default=defaults.disk_cache_gb, help="0: no disk cache")
     parser.add_argument(
         "--prefill-step-size", type=int, default=defaults.prefill_step_size, help="prompt tokens computed per step"
     )
@@ -69,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     # mlx is imported here (by the engine and the pool), in the worker process only.
+    from mlxgw.worker.disk_cache import DiskCache
     from mlxgw.worker.engine import Engine
     from mlxgw.worker.pool import ModelPool
 
@@ -79,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         memory_limit_bytes=int(args.memory_limit_gb * gb) if args.memory_limit_gb else None,
         prompt_cache_bytes=int(args.prompt_cache_gb * gb),
         prefill_step_size=max(1, args.prefill_step_size),
+        disk=DiskCache(args.cache_dir, int(args.disk_cache_gb * gb)) if args.cache_dir else None,
     )
     writer = FrameWriter(frames_out)
     engine = Engine(pool, writer.send)
@@ -92,7 +98,11 @@ def main(argv: list[str] | None = None) -> None:
             break
         engine.submit(frame)
     engine.stop()
+    stopping = time.monotonic()
     thread.join(timeout=10)
+    if pool.disk is not None:
+        # The caches of the last requests are still being written: a restart should find them.
+        pool.disk.flush(timeout=max(0.0, SHUTDOWN_S - 1.0 - (time.monotonic() - stopping)))
     # Skip interpreter teardown: destroying MLX's threads there aborts the process.
     os._exit(0)
 

@@ -4,6 +4,11 @@ MLX streams belong to the thread that made them, so loading, prefill and decodin
 here. Requests wait in a queue; each is admitted into its model's `BatchGenerator`, where it joins
 the sequences already decoding (continuous batching). Each step decodes one token for every
 sequence of every busy model and sends what became text.
+
+Each prompt starts from the longest prefix the model's prompt cache holds (see `prefix_cache`),
+and every sequence leaves its cache there when it ends. A finished answer's cache is also carried
+on to the tokens the next turn will start with (the chat template's rendering of the answer, which
+often differs from the tokens generated), computed ahead, before the next request is admitted.
 """
 
 from __future__ import annotations
@@ -23,14 +28,19 @@ from mlx_lm.models.cache import can_trim_prompt_cache, trim_prompt_cache
 from mlx_lm.sample_utils import make_sampler
 
 from mlxgw.canonical import Event, Finish, Start, Usage
+from mlxgw.worker import tokens as tk
 from mlxgw.worker.frames import Job, event_to_wire
 from mlxgw.worker.pool import ModelPool, ModelUnavailable, Slot
+from mlxgw.worker.prefix_cache import view
 from mlxgw.worker.sequence_events import SequenceOutput, initial_state
+from mlxgw.worker.turns import AnswerRecord
 
 log = logging.getLogger("mlxgw.worker")
 
-# max_tokens when the request gives none and the model states no context length.
+# max_tokens when the request gives none (the daemon sends [local] default_max_tokens).
 FALLBACK_MAX_TOKENS = 4096
+# The most tokens of a finished turn computed ahead for the next one: about an answer's worth.
+AHEAD_MAX_TOKENS = 4096
 IDLE_POLL_S = 1.0
 # Text is sent at most this often, several tokens a frame: at a thousand tokens a second, a frame
 # per token costs the pipe and the daemon more than the decoding. Starts, first tokens, finishes
@@ -44,7 +54,16 @@ class Sequence:
     slot: Slot
     uid: int
     output: SequenceOutput
+    answer: AnswerRecord
     generated: int = 0
+
+
+@dataclass
+class Ahead:
+    """A finished turn's tokens as the next request will start with them, being computed in the
+    batch (with one throw-away token generated, greedily: the batch always generates)."""
+
+    tokens: list[int]
 
 
 @dataclass
@@ -92,8 +111,10 @@ class Engine:
 
     def _loop(self) -> None:
         while True:
-            for frame in self._receive(block=not self._running):
+            idle = not (self._running or self._pending or self._computing_ahead())
+            for frame in self._receive(block=idle):
                 if frame is None:
+                    self._finish_ahead()
                     return
                 self._handle(frame)
             self._admit()
@@ -133,6 +154,8 @@ class Engine:
                     max_loaded=frame["max_loaded_models"],
                     idle_unload_s=frame["idle_unload_s"] or None,
                     memory_limit_bytes=int(limit_gb * 1024**3) if limit_gb else None,
+                    prompt_cache_bytes=int(frame["prompt_cache_gb"] * 1024**3),
+                    disk_cache_bytes=int(frame["disk_cache_gb"] * 1024**3),
                 )
                 self._reply({"id": rid, "result": self.pool.limits()})
             else:
@@ -164,6 +187,8 @@ class Engine:
             if job not in self._pending:
                 continue  # failed along with an earlier request for its model
             slot = self.pool.get(job.path)
+            if slot is not None and self._computing_ahead(slot):
+                continue  # a moment: it may be computing this very request's start
             if slot is None:
                 if not self.pool.has_room():
                     continue  # every loaded model is busy; requests for them may go ahead
@@ -193,29 +218,22 @@ class Engine:
             return
         limit = slot.context_length
         if limit is not None and len(prompt) >= limit:
+            # Anthropic's wording, which Claude Code reads as "compact the conversation"; the code
+            # is OpenAI's for the same. At least one token must fit after the prompt.
             self._error(
                 job.id,
                 "invalid_request",
-                f"the prompt is {len(prompt)} tokens; model {job.name!r} takes at most {limit}",
+                f"prompt is too long: {len(prompt)} tokens > {limit - 1} maximum",
                 code="context_length_exceeded",
             )
             return
-        if limit is None:
-            max_tokens = job.max_tokens or FALLBACK_MAX_TOKENS
-        else:
+        max_tokens = job.max_tokens or FALLBACK_MAX_TOKENS
+        if limit is not None:
             # Clamped, not refused: clients ask for more than small models hold (Claude Code: 128000).
-            max_tokens = min(job.max_tokens or limit, limit - len(prompt))
-        max_tokens = max(1, max_tokens)
+            max_tokens = min(max_tokens, limit - len(prompt))
 
-        cache, rest = slot.prompt_cache.fetch_nearest_cache(slot.path, prompt)
-        if not rest:
-            # The whole prompt is cached, but generation needs one token to feed.
-            if can_trim_prompt_cache(cache):
-                trim_prompt_cache(cache, 1)
-                rest = prompt[-1:]
-            else:
-                cache, rest = None, prompt
-        cached = len(prompt) - len(rest)
+        cache, cached = slot.fetch(prompt)
+        rest = prompt[cached:]
 
         if job.seed is not None:
             mx.random.seed(job.seed % 2**64)
@@ -234,7 +252,7 @@ class Engine:
             parse_tools=bool(job.tools),
             state=initial_state(tokenizer, prompt),
         )
-        seq = Sequence(job, slot, uid, output)
+        seq = Sequence(job, slot, uid, output, AnswerRecord())
         slot.active[uid] = seq
         self._running[job.id] = seq
         if job.seed is not None:
@@ -267,13 +285,14 @@ class Engine:
                 log.exception("decoding %s failed", slot.name)
                 self._fail_slot(slot, e)
                 continue
-            if responses:
+            answers = sum(isinstance(slot.active.get(r.uid), Sequence) for r in responses)
+            if answers:
                 self.stats.steps += 1
-                self.stats.generated_tokens += len(responses)
-                self.stats.max_batch_size = max(self.stats.max_batch_size, len(responses))
+                self.stats.generated_tokens += answers
+                self.stats.max_batch_size = max(self.stats.max_batch_size, answers)
             for response in prefill:
                 seq = slot.active.get(response.uid)
-                if seq is not None and not response.end_of_prompt:
+                if isinstance(seq, Sequence) and not response.end_of_prompt:
                     # A long prompt can take minutes: this tells the daemon the worker is alive.
                     self._outbox.append({"id": seq.job.id, "progress": list(response.progress)})
             for response in responses:
@@ -281,6 +300,10 @@ class Engine:
 
     def _token(self, slot: Slot, r) -> None:
         seq = slot.active.get(r.uid)
+        if isinstance(seq, Ahead):
+            if r.finish_reason is not None:
+                self._computed_ahead(slot, r.uid, seq, r.all_tokens, r.prompt_cache)
+            return
         if seq is None:
             return
         seq.generated += 1
@@ -304,13 +327,27 @@ class Engine:
             reason = "stop_sequence" if output.stop_sequence else "max_tokens"
             self._finish(seq, events, reason, r.all_tokens, r.prompt_cache)
         elif events:
+            seq.answer.add(events)
             self._events(seq.job.id, events, urgent=seq.generated == 1)
 
     def _finish(self, seq: Sequence, events: list[Event], reason: str, tokens, cache) -> None:
+        seq.answer.add(events)
         stop = seq.output.stop_sequence if reason == "stop_sequence" else None
         events += [Usage(output_tokens=seq.generated), Finish(reason, stop)]  # type: ignore[arg-type]
         self._events(seq.job.id, events, urgent=True)
-        self._leave(seq, tokens, cache)
+        self._leave(seq, tokens, cache, next_turn=self._next_turn(seq))
+
+    @staticmethod
+    def _next_turn(seq: Sequence) -> list[int] | None:
+        """The tokens the next request of this conversation starts with: the prompt's messages
+        and this answer, as the chat template renders them."""
+        job = seq.job
+        try:
+            return seq.slot.tokenizer.apply_chat_template(
+                [*job.messages, seq.answer.message()], tools=job.tools or None, add_generation_prompt=False
+            )
+        except Exception:  # a template that takes no history ending in an answer: nothing to compute ahead
+            return None
 
     def _cancel(self, rid: int) -> None:
         for job in self._pending:
@@ -327,21 +364,58 @@ class Engine:
         self.stats.cancelled += 1
         self._leave(seq, tokens, cache)
 
-    def _leave(self, seq: Sequence, tokens, cache) -> None:
+    def _leave(self, seq: Sequence, tokens, cache, *, next_turn: list[int] | None = None) -> None:
         slot = seq.slot
         slot.active.pop(seq.uid, None)
         self._running.pop(seq.job.id, None)
         if self._alone is seq:
             self._alone = None
         if cache is not None and tokens:
-            slot.store_cache(tokens, cache)
+            self._keep(slot, list(tokens), cache, next_turn)
         slot.last_used = time.time()
         self.pool.release(slot)
 
+    def _keep(self, slot: Slot, tokens: list[int], cache, next_turn: list[int] | None) -> None:
+        """Leave a sequence's cache to later prompts; carried on to `next_turn` where the tokens
+        generated are not what the next turn will hold (or lack its closing tokens). Only caches
+        that can be trimmed are: computing ahead ends with a token to take back."""
+        if next_turn and can_trim_prompt_cache(cache):
+            shared = tk.common_prefix(tk.pack(next_turn), tk.pack(tokens))
+            if shared and 0 < len(next_turn) - shared <= AHEAD_MAX_TOKENS:
+                trim_prompt_cache(cache, len(tokens) - shared)
+                kept = slot.remember(tokens[:shared], cache, persist=False)  # the longer one goes to disk
+                (uid,) = slot.batch.insert(
+                    [next_turn[shared:]], max_tokens=[1], caches=[view(kept, 0)], all_tokens=[next_turn[:shared]]
+                )
+                slot.active[uid] = Ahead(next_turn)
+                self.pool.cache_stats.warm_tokens += len(next_turn) - shared
+                return
+        slot.remember(tokens, cache)
+
+    def _computed_ahead(self, slot: Slot, uid: int, ahead: Ahead, tokens, cache) -> None:
+        slot.active.pop(uid, None)
+        extra = len(tokens) - len(ahead.tokens)  # the throw-away token
+        if cache is not None and extra >= 0:
+            trim_prompt_cache(cache, extra)
+            slot.remember(ahead.tokens, cache)
+        self.pool.release(slot)
+
+    def _finish_ahead(self) -> None:
+        """At shutdown: the turns being computed ahead are what the next start wants from disk."""
+        while self._computing_ahead():
+            self._step()
+
+    def _computing_ahead(self, slot: Slot | None = None) -> bool:
+        slots = [slot] if slot is not None else self.pool.slots.values()
+        return any(isinstance(s, Ahead) for one in slots for s in one.active.values())
+
     def _fail_slot(self, slot: Slot, error: Exception) -> None:
-        for seq in list(slot.active.values()):
-            self._error(seq.job.id, "api_error", f"generation failed: {error}", retryable=True)
-            self._leave(seq, None, None)
+        for uid, seq in list(slot.active.items()):
+            if isinstance(seq, Sequence):
+                self._error(seq.job.id, "api_error", f"generation failed: {error}", retryable=True)
+                self._leave(seq, None, None)
+            else:
+                slot.active.pop(uid, None)
         slot.reset_batch()
 
     # ---- replies --------------------------------------------------------------------------
@@ -379,15 +453,24 @@ class Engine:
         self._error(rid, "unavailable", str(error), code="model_unavailable", retryable=True)
 
     def _status(self) -> dict[str, Any]:
+        slots = list(self.pool.slots.values())
+        disk = self.pool.disk
         return {
             "pid": os.getpid(),
             "models": [slot.status() for slot in self.pool.slots.values()],
             "pending": len(self._pending),
             "active_sequences": len(self._running),
+            "computing_ahead": sum(isinstance(s, Ahead) for slot in slots for s in slot.active.values()),
             "loads": self.pool.loads,
             "unloads": self.pool.unloads,
             "limits": self.pool.limits(),
             "batch": vars(self.stats).copy(),
+            "prompt_cache": {
+                **vars(self.pool.cache_stats),
+                "memory_entries": sum(len(s.prompt_cache) for s in slots),
+                "memory_bytes": sum(s.prompt_cache.nbytes for s in slots),
+                "disk": disk.status() if disk is not None else None,
+            },
             "memory": {
                 "active_bytes": mx.get_active_memory(),
                 "peak_bytes": mx.get_peak_memory(),

@@ -83,6 +83,9 @@ _MERGEABLE = ("text", "think")
 
 # Frames can be as large as a whole conversation.
 MAX_FRAME_BYTES = 256 * 1024 * 1024
+# How long a worker asked to shut down has before the daemon kills it (it finishes writing its
+# disk cache in that time).
+SHUTDOWN_S = 5.0
 
 
 def encode(frame: dict[str, Any]) -> bytes:

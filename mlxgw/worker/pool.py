@@ -1,4 +1,5 @@
-"""The loaded models: each with its tokenizer, its batch generator and its prompt cache.
+"""The loaded models: each with its tokenizer, its batch generator and its prompt cache (in memory,
+and for long prompts on disk too).
 
 Least recently used models make room for new ones, idle ones are unloaded after a while, and a
 model with sequences in flight is never unloaded. Runs on the engine thread only.
@@ -18,15 +19,19 @@ import mlx.core as mx
 from mlx.utils import tree_flatten
 from mlx_lm import load
 from mlx_lm.generate import BatchGenerator
-from mlx_lm.models.cache import LRUPromptCache, make_prompt_cache
+from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache
 from mlx_lm.utils import load_tokenizer
 
+from mlxgw.worker import tokens as tk
+from mlxgw.worker.disk_cache import DiskCache, Shelf
+from mlxgw.worker.prefix_cache import LONG_PREFIX_TOKENS, CacheStats, PrefixCache, compact, reusable, view
 from mlxgw.worker.sequence_events import TextRules
 
 # Temperature when neither the request nor the model's generation_config.json sets one: the
 # default of the OpenAI and Anthropic APIs.
 DEFAULT_TEMPERATURE = 1.0
-PROMPT_CACHE_ENTRIES = 32
+# A disk entry is read only when it saves at least this many more prompt tokens than memory does.
+DISK_MIN_GAIN = 256
 
 log = logging.getLogger("mlxgw.worker")
 
@@ -56,12 +61,21 @@ class Slot:
     """One loaded model."""
 
     def __init__(
-        self, name: str, path: str, directory: Path, *, prompt_cache_bytes: int, prefill_step_size: int
+        self,
+        name: str,
+        path: str,
+        directory: Path,
+        *,
+        prompt_cache_bytes: int,
+        prefill_step_size: int,
+        stats: CacheStats,
+        disk: DiskCache | None,
     ) -> None:
         self.name = name
         self.path = path
         model, tokenizer, config = load(str(directory), return_config=True)
-        if not all(hasattr(c, "merge") for c in make_prompt_cache(model)):
+        empty = make_prompt_cache(model)
+        if not all(hasattr(c, "merge") for c in empty):
             # Everything here decodes through the batch generator, which needs mergeable caches.
             raise ModelUnavailable(f"model {name!r} has a KV cache that cannot be batched")
         self.model = model
@@ -75,9 +89,14 @@ class Slot:
         self.prefill_step_size = prefill_step_size
         self.batch = self._new_batch()
         self.prompt_cache_bytes = prompt_cache_bytes
-        self.prompt_cache = LRUPromptCache(max_size=PROMPT_CACHE_ENTRIES, max_bytes=prompt_cache_bytes)
+        self.stats = stats
+        self.prompt_cache = PrefixCache(prompt_cache_bytes, stats)
+        self._disk = disk
+        self.shelf: Shelf | None = (
+            disk.shelf(directory, name, path, trimmable=can_trim_prompt_cache(empty)) if disk is not None else None
+        )
         self.nbytes = sum(v.nbytes for _, v in tree_flatten(model.parameters()))
-        self.active: dict[int, Any] = {}  # batch uid -> the engine's sequence
+        self.active: dict[int, Any] = {}  # batch uid -> the engine's sequence, or a turn computed ahead
         self.loaded_at = self.last_used = time.time()
         self.unload_requested = False
 
@@ -91,10 +110,41 @@ class Slot:
         self.batch.close()
         self.batch = self._new_batch()
 
-    def store_cache(self, tokens: list[int], cache: list[Any]) -> None:
-        self.prompt_cache.insert_cache(self.path, list(tokens), cache)
+    def fetch(self, prompt: list[int]) -> tuple[list[Any] | None, int]:
+        """A cache of the longest prefix of `prompt` kept in memory or on disk, for the batch, and
+        how many tokens it holds."""
+        packed = tk.pack(prompt)
+        entry, n = self.prompt_cache.best(packed)
+        self.stats.lookups += 1
+        if self.shelf is not None and self._disk.max_bytes > 0:
+            digest, held, on_disk = self.shelf.best(packed, reusable)
+            cache = self.shelf.load(digest) if on_disk >= n + DISK_MIN_GAIN else None
+            if cache is not None:
+                self.stats.disk_hits += 1
+                self.stats.disk_tokens_reused += on_disk
+                # Kept in memory too: the next prompt like it need not read the disk again.
+                self._keep(held, cache)
+                return view(cache, tk.count(held) - on_disk), on_disk
+        if entry is None:
+            return None, 0
+        self.stats.hits += 1
+        self.stats.tokens_reused += n
+        return self.prompt_cache.take(entry, n), n
+
+    def remember(self, tokens: list[int], cache: list[Any], *, persist: bool = True) -> list[Any]:
+        """Keep `cache`, which holds `tokens`, for later prompts; long ones on disk too, unless
+        `persist` is false (a longer entry for the same turn is on its way). Returns the cache as
+        kept (see prefix_cache.compact)."""
+        cache = compact(cache)
+        packed = tk.pack(tokens)
+        self._keep(packed, cache)
+        if persist and self.shelf is not None and self._disk.max_bytes > 0 and len(tokens) >= LONG_PREFIX_TOKENS:
+            self.shelf.save(packed, cache)
+        return cache
+
+    def _keep(self, packed: bytes, cache: list[Any]) -> None:
         # What the batch holds counts against the budget too.
-        self.prompt_cache.trim_to(n_bytes=self.prompt_cache_bytes - self.batch.prompt_cache_nbytes)
+        self.prompt_cache.insert(packed, cache, budget=self.prompt_cache_bytes - self.batch.prompt_cache_nbytes)
 
     def close(self) -> None:
         self.batch.close()
@@ -102,12 +152,15 @@ class Slot:
         self.model = self.tokenizer = self.batch = self.prompt_cache = None
 
     def status(self) -> dict[str, Any]:
+        disk = self.shelf.status() if self.shelf is not None else {"entries": 0, "bytes": 0}
         return {
             "name": self.name,
             "path": self.path,
             "memory_bytes": self.nbytes,
             "prompt_cache_bytes": self.prompt_cache.nbytes,
             "prompt_cache_entries": len(self.prompt_cache),
+            "disk_cache_bytes": disk["bytes"],
+            "disk_cache_entries": disk["entries"],
             "active_sequences": len(self.active),
             "context_length": self.context_length,
             "loaded_at": self.loaded_at,
@@ -139,29 +192,52 @@ class ModelPool:
         memory_limit_bytes: int | None,
         prompt_cache_bytes: int,
         prefill_step_size: int,
+        disk: DiskCache | None = None,
     ) -> None:
         self._mlx_memory_limit = mx.get_memory_limit()  # MLX's own, for when the configured one goes
-        self.configure(max_loaded=max_loaded, idle_unload_s=idle_unload_s, memory_limit_bytes=memory_limit_bytes)
-        self.prompt_cache_bytes = prompt_cache_bytes
-        self.prefill_step_size = prefill_step_size
         self.slots: OrderedDict[str, Slot] = OrderedDict()  # least recently used first
+        self.disk = disk
+        self.configure(
+            max_loaded=max_loaded,
+            idle_unload_s=idle_unload_s,
+            memory_limit_bytes=memory_limit_bytes,
+            prompt_cache_bytes=prompt_cache_bytes,
+        )
+        self.prefill_step_size = prefill_step_size
+        self.cache_stats = CacheStats()
         self._tokenizers: OrderedDict[str, Any] = OrderedDict()
         self.loads = 0
         self.unloads = 0
 
-    def configure(self, *, max_loaded: int, idle_unload_s: float | None, memory_limit_bytes: int | None) -> None:
+    def configure(
+        self,
+        *,
+        max_loaded: int,
+        idle_unload_s: float | None,
+        memory_limit_bytes: int | None,
+        prompt_cache_bytes: int,
+        disk_cache_bytes: int | None = None,
+    ) -> None:
         """The limits, at start or changed live: idle models beyond new, lower ones are unloaded at
-        once, busy ones as soon as they are idle."""
+        once, busy ones as soon as they are idle; prompt caches over a lowered budget shrink at once."""
         self.max_loaded = max(1, max_loaded)
         self.idle_unload_s = idle_unload_s
         self.memory_limit_bytes = memory_limit_bytes
         mx.set_memory_limit(memory_limit_bytes or self._mlx_memory_limit)
+        self.prompt_cache_bytes = prompt_cache_bytes
+        for slot in self.slots.values():
+            slot.prompt_cache_bytes = prompt_cache_bytes
+            slot.prompt_cache.shrink(prompt_cache_bytes - slot.batch.prompt_cache_nbytes)
+        if self.disk is not None and disk_cache_bytes is not None:
+            self.disk.configure(disk_cache_bytes)
 
     def limits(self) -> dict[str, Any]:
         return {
             "max_loaded_models": self.max_loaded,
             "idle_unload_s": self.idle_unload_s or 0,
             "memory_limit_bytes": self.memory_limit_bytes,
+            "prompt_cache_bytes": self.prompt_cache_bytes,
+            "disk_cache_bytes": self.disk.max_bytes if self.disk is not None else 0,
         }
 
     def get(self, path: str) -> Slot | None:
@@ -190,7 +266,13 @@ class ModelPool:
         started = time.monotonic()
         try:
             slot = Slot(
-                name, path, directory, prompt_cache_bytes=self.prompt_cache_bytes, prefill_step_size=self.prefill_step_size
+                name,
+                path,
+                directory,
+                prompt_cache_bytes=self.prompt_cache_bytes,
+                prefill_step_size=self.prefill_step_size,
+                stats=self.cache_stats,
+                disk=self.disk,
             )
         except ModelUnavailable:
             raise

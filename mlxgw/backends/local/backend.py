@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from mlxgw import paths
 from mlxgw.backends.local.messages import to_hf_messages, to_hf_tools
 from mlxgw.backends.local.process import GONE, WorkerProcess, worker_env
 from mlxgw.canonical import ChatRequest, Event, Finish, Progress, Start
@@ -42,8 +43,10 @@ class LocalBackend:
 
     Sampling: temperature 0 is greedy; a request without a temperature (or top_p, top_k, min_p)
     gets the model's generation_config.json value, else temperature 1.0 (the OpenAI and Anthropic
-    default). A request with a seed runs alone, so it is reproducible. max_tokens defaults to,
-    and is clamped to, what the context leaves after the prompt.
+    default). A request with a seed runs alone, so it is reproducible. max_tokens defaults to
+    [local] default_max_tokens and is clamped to what the context leaves after the prompt; a prompt
+    the context cannot take is refused before generation, in Anthropic's words and with OpenAI's
+    code (`context_length_exceeded`), so agents compact their conversation.
     """
 
     name = "local"
@@ -113,7 +116,7 @@ class LocalBackend:
             path=self._path(model),
             messages=to_hf_messages(request),
             tools=to_hf_tools(request),
-            max_tokens=capped(request.max_tokens, request.output_ceiling),
+            max_tokens=capped(request.max_tokens, request.output_ceiling) or self.settings.default_max_tokens,
             temperature=request.temperature,
             top_p=request.top_p,
             top_k=request.top_k,
@@ -274,6 +277,7 @@ class LocalBackend:
         argv += ["--max-loaded-models", str(s.max_loaded_models)]
         argv += ["--idle-unload-s", str(s.idle_unload_s or 0)]
         argv += ["--prompt-cache-gb", str(s.prompt_cache_gb)]
+        argv += ["--cache-dir", str(paths.prompt_cache_dir()), "--disk-cache-gb", str(s.disk_cache_gb)]
         argv += ["--prefill-step-size", str(s.prefill_step_size)]
         if s.memory_limit_gb:
             argv += ["--memory-limit-gb", str(s.memory_limit_gb)]
@@ -338,4 +342,6 @@ def _worker_limits(settings: LocalSettings) -> dict[str, Any]:
         "max_loaded_models": settings.max_loaded_models,
         "idle_unload_s": settings.idle_unload_s or 0,
         "memory_limit_gb": settings.memory_limit_gb,
+        "prompt_cache_gb": settings.prompt_cache_gb,
+        "disk_cache_gb": settings.disk_cache_gb,
     }

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from mlxgw.worker.frames import MAX_FRAME_BYTES, decode, encode
+from mlxgw.worker.frames import MAX_FRAME_BYTES, SHUTDOWN_S, decode, encode
 
 log = logging.getLogger("mlxgw.worker")
 
@@ -79,7 +79,7 @@ class WorkerProcess:
         with contextlib.suppress(ConnectionError, RuntimeError):
             stdin.write(encode(frame))
 
-    async def close(self, timeout: float = 5.0) -> None:
+    async def close(self, timeout: float = SHUTDOWN_S) -> None:
         """Ask the worker to stop; kill it if it has not within `timeout`."""
         if self._process.returncode is None:
             self.send({"op": "shutdown"})

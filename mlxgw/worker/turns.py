@@ -1,0 +1,56 @@
+"""A finished answer as the next request carries it back: the assistant message the chat template
+will render in the next turn's prompt.
+
+The next turn's prompt holds the answer as the template renders it, which is often not the tokens
+that were generated: templates drop reasoning from history, re-tokenising text merges tokens
+differently, tool arguments come back re-serialised. Rendering [the prompt's messages, this
+message] gives the tokens the next turn will start with, so the engine can compute them ahead.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mlxgw.canonical import Event, TextDelta, ThinkingDelta, ToolCallDelta, ToolCallStart
+
+
+class AnswerRecord:
+    """The text, reasoning and tool calls of one answer, as its events went out."""
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._calls: list[dict[str, Any]] = []
+
+    def add(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, TextDelta):
+                self._text.append(event.text)
+            elif isinstance(event, ThinkingDelta):
+                self._reasoning.append(event.text)
+            elif isinstance(event, ToolCallStart):
+                self._calls.append({"id": event.id, "name": event.name, "arguments": ""})
+            elif isinstance(event, ToolCallDelta):
+                self._calls[event.index]["arguments"] += event.arguments
+
+    def message(self) -> dict[str, Any]:
+        """The answer in the shape mlxgw.backends.local.messages gives an assistant turn."""
+        out: dict[str, Any] = {"role": "assistant", "content": "".join(self._text)}
+        if self._reasoning:
+            out["reasoning_content"] = "".join(self._reasoning)
+        if self._calls:
+            out["tool_calls"] = [
+                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": _arguments(c["arguments"])}}
+                for c in self._calls
+            ]
+        return out
+
+
+def _arguments(text: str) -> Any:
+    if not text.strip():
+        return {}
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
