@@ -1,4 +1,5 @@
-"""`mlxgw models`: local MLX models — the offline demo model, what is configured, what is loaded."""
+"""`mlxgw models`: local MLX models — the offline demo model, what is configured, what is loaded,
+the prompt cache kept on disk."""
 
 from __future__ import annotations
 
@@ -112,6 +113,44 @@ def unload(name: str = typer.Argument(..., help="A local model as `models list` 
     ws = Workspace.open()
     result = daemon.call(ws.settings, "POST", f"/mlxgw/models/{_named(name)}/unload")
     console.print(f"{name}: {result.get('result')}", markup=False, highlight=False)
+
+
+@app.command("cache")
+def cache(
+    clear: bool = typer.Option(
+        False,
+        "--clear",
+        help="Remove every entry, daemon running or not (a running worker keeps what it holds in memory "
+        "until the model unloads: `mlxgw models unload NAME`).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """The prompt cache on disk: long prompts' KV caches, kept across restarts, per model."""
+    from mlxgw.worker import disk_cache
+
+    root = paths.prompt_cache_dir()
+    if clear:
+        entries, size = disk_cache.clear(root)
+        if as_json:
+            emit_json({"dir": str(root), "removed_entries": entries, "removed_bytes": size})
+        else:
+            console.print(f"removed {entries} entries ({_size(size)}) from {root}", markup=False, highlight=False)
+        return
+    budget = Workspace.open().settings.local.disk_cache_gb
+    models = disk_cache.summary(root)
+    if as_json:
+        emit_json({"dir": str(root), "max_bytes": int(budget * 2**30), "models": models})
+        return
+    table = Table("model", "entries", "size", "longest prompt", "last used")
+    for m in models:
+        table.add_row(Text(m["model"]), str(m["entries"]), _size(m["bytes"]), f"{m['longest_tokens']} tokens", _when(m["last_used"]))
+    console.print(table)
+    total = sum(m["bytes"] for m in models)
+    err_console.print(f"[dim]{_size(total)} of {budget:g} GiB (\\[local] disk_cache_gb) in {escape(str(root))}[/]", highlight=False)
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
 
 
 @app.command("pull")
