@@ -1,5 +1,7 @@
 """`scripts/bench local`: the demo model generating the same prompt in-process (mlx_lm.stream_generate),
-through mlx_lm.server and through mlxgw; one stream, then `clients` concurrent ones.
+through mlx_lm.server and through mlxgw; one stream, then `clients` concurrent ones. Then the prefix
+cache through mlxgw: a long agent-like prompt cold, its next turn, a second session sharing its head,
+and the first prompt again on a new daemon that has only the first one's disk cache.
 
 Temperature 0 (greedy) and a fixed max_tokens make every path generate the same tokens. No seed is
 sent: both servers run a seeded request alone, which would defeat the batching being measured.
@@ -11,8 +13,10 @@ import asyncio
 import gc
 import json
 import os
+import shutil
 import statistics
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +27,9 @@ from bench import procs
 from bench.report import console, save, table, target, targets_table
 
 PROMPT = "Tell me a long story about a gateway that forwards messages between machines."
+# The prefix-cache scenario's shared head, in demo-model tokens: about what Claude Code's system
+# prompt and tools take.
+PREFIX_TOKENS = 20_000
 
 
 def _in_process(model_dir: Path, max_tokens: int, runs: int) -> list[dict]:
@@ -79,6 +86,82 @@ async def _stream(session: aiohttp.ClientSession, url: str, model: str, max_toke
     tokens = (usage or {}).get("completion_tokens") or 0
     return {"tokens": tokens, "ttft_s": first, "total_s": total, "tokens_per_s": tokens / total if total else 0,
             "text_chars": len("".join(pieces))}
+
+
+def _agent_head(model_dir: Path, tokens: int) -> str:
+    """A system prompt of about `tokens` tokens of English documentation (the standard library's)."""
+    from mlx_lm.utils import load_tokenizer
+
+    tokenizer = load_tokenizer(model_dir)
+    text = (Path(sysconfig.get_paths()["stdlib"]) / "pydoc_data" / "topics.py").read_text(encoding="utf-8")
+    while len(tokenizer.encode(text, add_special_tokens=False)) < tokens:
+        text += text
+    ids = tokenizer.encode(text, add_special_tokens=False)[:tokens]
+    return tokenizer.decode(ids)
+
+
+async def _turn(session: aiohttp.ClientSession, url: str, messages: list[dict]) -> dict:
+    """One streamed request: its TTFT, its usage, and the answer (for the next turn)."""
+    body = {"model": "demo", "messages": messages, "max_tokens": 16, "temperature": 0.0, "stream": True,
+            "stream_options": {"include_usage": True}}
+    started = time.perf_counter()
+    first, usage, text = None, {}, []
+    async with session.post(url + "/v1/chat/completions", json=body, timeout=aiohttp.ClientTimeout(total=600)) as r:
+        if r.status != 200:
+            raise RuntimeError(f"{url}: HTTP {r.status}: {(await r.read())[:300]!r}")
+        async for line in r.content:
+            if not line.startswith(b"data:") or line.strip() == b"data: [DONE]":
+                continue
+            data = json.loads(line[5:])
+            usage = data.get("usage") or usage
+            for choice in data.get("choices") or []:
+                first = first or time.perf_counter() - started
+                text.append((choice.get("delta") or {}).get("content") or "")
+    prompt = usage.get("prompt_tokens", 0)
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+    return {"ttft_s": first, "prompt_tokens": prompt, "cached_tokens": cached, "answer": "".join(text)}
+
+
+async def _prefix_cache(model_dir: Path, log_dir: Path) -> dict:
+    head = _agent_head(model_dir, PREFIX_TOKENS)
+    first = [{"role": "system", "content": head}, {"role": "user", "content": "Which files does the project have?"}]
+    other = [{"role": "system", "content": head}, {"role": "user", "content": "Why does the build fail?"}]
+    config = {"mappings": [{"pattern": "demo", "backend": "local", "model": str(model_dir)}]}
+    phases = {}
+    async with aiohttp.ClientSession() as session:
+        with procs.gateway(log_dir, **config) as gw:
+            await _turn(session, gw.url, [{"role": "user", "content": "hi"}])  # load the model, compile kernels
+            console.print(f"  prefix cache: a cold prompt of {PREFIX_TOKENS} tokens")
+            phases["cold"] = await _turn(session, gw.url, first)
+            follow = [*first, {"role": "assistant", "content": phases["cold"]["answer"]},
+                      {"role": "user", "content": "Open the first one."}]
+            phases["next turn"] = await _turn(session, gw.url, follow)
+            phases["second session"] = await _turn(session, gw.url, other)
+            status = await _written(session, gw.url)
+            kept = Path(tempfile.mkdtemp(prefix="mlxgw-bench-cache-"))
+            shutil.copytree(gw.home / "cache", kept / "cache")
+        # A new daemon, fresh but for the first one's disk cache.
+        try:
+            with procs.gateway(log_dir, **config) as gw:
+                shutil.copytree(kept / "cache", gw.home / "cache", dirs_exist_ok=True)
+                await _turn(session, gw.url, [{"role": "user", "content": "hi"}])
+                phases["after a restart"] = await _turn(session, gw.url, first)
+        finally:
+            shutil.rmtree(kept, ignore_errors=True)
+    for phase in phases.values():
+        phase.pop("answer")
+    return {"phases": phases, "status": status}
+
+
+async def _written(session: aiohttp.ClientSession, url: str) -> dict:
+    """The worker's prompt-cache status once everything it means to write to disk is there."""
+    for _ in range(600):
+        local = (await procs.get_json(session, url + "/mlxgw/status"))["local"]
+        cache = local["prompt_cache"]
+        if not local["computing_ahead"] and not cache["disk"]["pending_writes"]:
+            return cache
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the worker never finished writing its disk cache")
 
 
 async def _measure_server(url: str, model: str, max_tokens: int, runs: int, clients: int, rounds: int, label: str) -> dict:
@@ -139,6 +222,7 @@ async def run(max_tokens: int = 256, runs: int = 3, clients: int = 8, rounds: in
         config = {"mappings": [{"pattern": "demo", "backend": "local", "model": str(model_dir)}]}
         with procs.gateway(log_dir, **config) as gw:
             ours = await _measure_server(gw.url, "demo", max_tokens, runs, clients, rounds, "mlxgw")
+        prefix = await _prefix_cache(model_dir, log_dir)
 
     s_in = _summary(inproc, None)
     s_srv = _summary(mlx_server["single"], mlx_server["concurrent"])
@@ -159,11 +243,26 @@ async def run(max_tokens: int = 256, runs: int = 3, clients: int = 8, rounds: in
         target(f"mlxgw {clients} clients vs mlx_lm.server", ">= 1.2", conc_ratio, conc_ratio >= 1.2),
         target("mlxgw single stream vs mlx_lm.server", "(info)", s_gw["single_tokens_per_s"] / s_srv["single_tokens_per_s"], None),
     ]
+    phases = prefix["phases"]
+    table(f"prefix cache: a {PREFIX_TOKENS}-token head through mlxgw (TTFT in ms)",
+          ["request", "prompt tokens", "from the cache", "TTFT"],
+          [[name, p["prompt_tokens"], f"{p['cached_tokens'] / p['prompt_tokens']:.1%}", (p["ttft_s"] or 0) * 1000]
+           for name, p in phases.items()])
+    cold = phases["cold"]
+    cold_s = cold["ttft_s"] or 0
+    console.print(f"cold prefill: {cold['prompt_tokens'] / cold_s:.0f} tokens/s" if cold_s else "")
+    for name, wanted in (("next turn", 0.15), ("second session", 0.15), ("after a restart", 0.25)):
+        ratio = (phases[name]["ttft_s"] or 0) / cold_s if cold_s else None
+        checks.append(target(f"{name} TTFT vs cold", f"<= {wanted}", ratio, ratio is not None and ratio <= wanted))
+    turn = phases["next turn"]
+    share = turn["cached_tokens"] / turn["prompt_tokens"]
+    checks.append(target("next turn's prompt from the cache", ">= 0.95", share, share >= 0.95))
     targets_table(checks)
     return {"settings": {"max_tokens": max_tokens, "runs": runs, "clients": clients, "rounds": rounds, "temperature": 0.0,
-                         "prompt": PROMPT},
-            "summary": {"in_process": s_in, "mlx_lm_server": s_srv, "mlxgw": s_gw},
-            "raw": {"in_process": inproc, "mlx_lm_server": mlx_server, "mlxgw": ours}, "targets": checks}
+                         "prompt": PROMPT, "prefix_tokens": PREFIX_TOKENS},
+            "summary": {"in_process": s_in, "mlx_lm_server": s_srv, "mlxgw": s_gw, "prefix_cache": phases},
+            "raw": {"in_process": inproc, "mlx_lm_server": mlx_server, "mlxgw": ours, "prefix_cache": prefix},
+            "targets": checks}
 
 
 async def main(args) -> None:
