@@ -237,8 +237,16 @@ class Engine:
 
         if job.seed is not None:
             mx.random.seed(job.seed % 2**64)
-        (uid,) = slot.batch.insert(
-            [rest],
+        segments = [rest]
+        if not slot.trimmable:
+            # Only exact prefixes serve such a model: the batch stops at the end of the head every
+            # session shares (the system turn and tools) and before the prompt's last token (where
+            # the next turn starts from), and the cache is kept there (see `_step`).
+            head = self._head_length(job, slot, prompt)
+            if cached < head < len(prompt) - 1:
+                segments = [prompt[cached:head], prompt[head:]]
+        (uid,) = slot.batch.insert_segments(
+            [segments],
             max_tokens=[max_tokens],
             caches=[cache],
             all_tokens=[prompt[:cached]],
@@ -262,6 +270,20 @@ class Engine:
         self.stats.cached_prompt_tokens += cached
         # Anthropic semantics (see canonical.Usage): input_tokens is the part not read from the cache.
         self._events(job.id, [Start(input_tokens=len(prompt) - cached, cache_read_tokens=cached)], urgent=True)
+
+    @staticmethod
+    def _head_length(job: Job, slot: Slot, prompt: list[int]) -> int:
+        """How many leading tokens of `prompt` are its system turn and tools, as the template renders
+        them alone (0 without a system turn)."""
+        if not job.messages or job.messages[0].get("role") != "system":
+            return 0
+        try:
+            head = slot.tokenizer.apply_chat_template(
+                job.messages[:1], tools=job.tools or None, add_generation_prompt=False
+            )
+        except Exception:  # a template that wants a user turn
+            return 0
+        return tk.common_prefix(tk.pack(head), tk.pack(prompt))
 
     @staticmethod
     def _sampler(job: Job, slot: Slot):
@@ -295,6 +317,9 @@ class Engine:
                 if isinstance(seq, Sequence) and not response.end_of_prompt:
                     # A long prompt can take minutes: this tells the daemon the worker is alive.
                     self._outbox.append({"id": seq.job.id, "progress": list(response.progress)})
+                    if response.end_of_segment and not slot.trimmable:
+                        cache, tokens = slot.batch.extract_cache([response.uid])[response.uid]
+                        slot.remember(list(tokens), cache)
             for response in responses:
                 self._token(slot, response)
 

@@ -92,8 +92,11 @@ class Slot:
         self.stats = stats
         self.prompt_cache = PrefixCache(prompt_cache_bytes, stats)
         self._disk = disk
+        # Whether a longer cache can serve a shorter prefix (plain KV caches), or only exact prefixes
+        # (recurrent layers): then the engine keeps the cache at a prompt's boundaries as it fills.
+        self.trimmable = can_trim_prompt_cache(empty)
         self.shelf: Shelf | None = (
-            disk.shelf(directory, name, path, trimmable=can_trim_prompt_cache(empty)) if disk is not None else None
+            disk.shelf(directory, name, path, trimmable=self.trimmable) if disk is not None else None
         )
         self.nbytes = sum(v.nbytes for _, v in tree_flatten(model.parameters()))
         self.active: dict[int, Any] = {}  # batch uid -> the engine's sequence, or a turn computed ahead

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlxgw.worker.demo import build_demo_model
+from tests.prefix_cache.helpers import hybrid_model
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +18,8 @@ def demo_tokenizer(demo_dir):
     from mlx_lm.utils import load_tokenizer
 
     return load_tokenizer(demo_dir)
+
+
+@pytest.fixture(scope="session")
+def hybrid_dir(demo_dir, tmp_path_factory):
+    return hybrid_model(demo_dir, tmp_path_factory.mktemp("models") / "hybrid")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -134,6 +136,31 @@ async def written(local: LocalBackend) -> dict:
         return disk if status["computing_ahead"] == 0 and disk["pending_writes"] == 0 else None
 
     return await until(done)
+
+
+def hybrid_model(demo_dir: Path, dest: Path) -> Path:
+    """A random-weight LFM2 (a convolution layer, then attention) with the demo's tokenizer: a model
+    whose cache has recurrent state, which cannot be trimmed back to a shorter prefix."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.models import lfm2
+
+    dest.mkdir(parents=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        shutil.copy(demo_dir / name, dest / name)
+    demo = json.loads((demo_dir / "config.json").read_text())
+    config = {
+        "model_type": "lfm2", "vocab_size": demo["vocab_size"], "eos_token_id": demo["eos_token_id"],
+        "max_position_embeddings": demo["max_position_embeddings"], "hidden_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 1, "num_key_value_heads": 1, "norm_eps": 1e-5, "conv_bias": False, "conv_L_cache": 3,
+        "block_dim": 64, "block_multiple_of": 16, "block_ffn_dim_multiplier": 1.0, "block_auto_adjust_ff_dim": False,
+        "block_ff_dim": 128, "layer_types": ["conv", "full_attention"],
+    }  # fmt: skip
+    mx.random.seed(1)
+    model = lfm2.Model(lfm2.ModelArgs.from_dict(config))
+    mx.save_safetensors(str(dest / "model.safetensors"), dict(tree_flatten(model.parameters())))
+    (dest / "config.json").write_text(json.dumps(config))
+    return dest
 
 
 @contextlib.asynccontextmanager
