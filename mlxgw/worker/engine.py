@@ -8,7 +8,9 @@ sequence of every busy model and sends what became text.
 Each prompt starts from the longest prefix the model's prompt cache holds (see `prefix_cache`),
 and every sequence leaves its cache there when it ends. A finished answer's cache is also carried
 on to the tokens the next turn will start with (the chat template's rendering of the answer, which
-often differs from the tokens generated), computed ahead, before the next request is admitted.
+often differs from the tokens generated), computed ahead, before the next request is admitted. A
+model whose cache cannot be trimmed is served by exact prefixes only: its cache is also kept at the
+end of the prompt's system turn and before its last token, as the prompt fills.
 """
 
 from __future__ import annotations
@@ -413,7 +415,7 @@ class Engine:
                     [next_turn[shared:]], max_tokens=[1], caches=[view(kept, 0)], all_tokens=[next_turn[:shared]]
                 )
                 slot.active[uid] = Ahead(next_turn)
-                self.pool.cache_stats.warm_tokens += len(next_turn) - shared
+                self.pool.cache_stats.ahead_tokens += len(next_turn) - shared
                 return
         slot.remember(tokens, cache)
 

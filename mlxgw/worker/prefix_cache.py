@@ -84,7 +84,7 @@ class CacheStats:
     tokens_reused: int = 0  # prompt tokens read from memory
     disk_tokens_reused: int = 0  # prompt tokens read from disk
     evictions: int = 0  # memory entries dropped for the budget
-    warm_tokens: int = 0  # tokens of finished turns computed ahead, as the next request will render them
+    ahead_tokens: int = 0  # tokens of finished turns computed ahead, as the next request will render them
 
 
 class PrefixCache:

@@ -13,6 +13,7 @@ from tests.prefix_cache.helpers import (
     session,
     shared,
     worker,
+    written,
 )
 
 
@@ -42,3 +43,14 @@ async def test_a_second_session_reads_the_shared_head_and_a_repeat_all_but_one_t
     # but the few tokens that open the user's turn.
     assert head - 5 <= other.cache_read_tokens <= head
     assert again.cache_read_tokens == len(prompt_tokens(demo_tokenizer, first)) - 1
+
+
+async def test_its_caches_survive_a_restart_too(hybrid_dir, demo_tokenizer):
+    request = session("Add a test for the parser.")
+    prompt = len(prompt_tokens(demo_tokenizer, request))
+    async with worker(hybrid_dir) as local:
+        await run(local, request)
+        assert (await written(local))["save_failures"] == 0
+    async with worker(hybrid_dir) as local:
+        start = (await run(local, request))[0]
+    assert start.cache_read_tokens == prompt - 1
