@@ -41,8 +41,10 @@ log = logging.getLogger("mlxgw.worker")
 
 # max_tokens when the request gives none (the daemon sends [local] default_max_tokens).
 FALLBACK_MAX_TOKENS = 4096
-# The most tokens of a finished turn computed ahead for the next one: about an answer's worth.
-AHEAD_MAX_TOKENS = 4096
+# The most tokens of a finished turn computed ahead for the next one. A prompt's prefill costs a
+# fraction of what generating as many tokens did, so a long answer is worth it too (an agent's
+# file written through a tool call comes back re-serialised).
+AHEAD_MAX_TOKENS = 16384
 IDLE_POLL_S = 1.0
 # Text is sent at most this often, several tokens a frame: at a thousand tokens a second, a frame
 # per token costs the pipe and the daemon more than the decoding. Starts, first tokens, finishes
@@ -66,6 +68,10 @@ class Ahead:
     batch (with one throw-away token generated, greedily: the batch always generates)."""
 
     tokens: list[int]
+    messages: list[dict]  # the finished turn's prompt: the next turn's messages start with them
+
+    def continued_by(self, job: Job) -> bool:
+        return job.messages[: len(self.messages)] == self.messages
 
 
 @dataclass
@@ -184,13 +190,13 @@ class Engine:
         for job in list(self._pending):
             if self._alone is not None:
                 break
-            if job.seed is not None and self._running:
+            if job.seed is not None and (self._running or self._computing_ahead()):
                 break  # drain the batch: a seeded request runs alone to be reproducible
             if job not in self._pending:
                 continue  # failed along with an earlier request for its model
             slot = self.pool.get(job.path)
-            if slot is not None and self._computing_ahead(slot):
-                continue  # a moment: it may be computing this very request's start
+            if slot is not None and self._computing_ahead(slot, job):
+                continue  # a moment: it is computing this conversation's start
             if slot is None:
                 if not self.pool.has_room():
                     continue  # every loaded model is busy; requests for them may go ahead
@@ -398,14 +404,15 @@ class Engine:
         if self._alone is seq:
             self._alone = None
         if cache is not None and tokens:
-            self._keep(slot, list(tokens), cache, next_turn)
+            self._keep(seq, list(tokens), cache, next_turn)
         slot.last_used = time.time()
         self.pool.release(slot)
 
-    def _keep(self, slot: Slot, tokens: list[int], cache, next_turn: list[int] | None) -> None:
+    def _keep(self, seq: Sequence, tokens: list[int], cache, next_turn: list[int] | None) -> None:
         """Leave a sequence's cache to later prompts; carried on to `next_turn` where the tokens
         generated are not what the next turn will hold (or lack its closing tokens). Only caches
         that can be trimmed are: computing ahead ends with a token to take back."""
+        slot = seq.slot
         if next_turn and can_trim_prompt_cache(cache):
             shared = tk.common_prefix(tk.pack(next_turn), tk.pack(tokens))
             if shared and 0 < len(next_turn) - shared <= AHEAD_MAX_TOKENS:
@@ -414,7 +421,7 @@ class Engine:
                 (uid,) = slot.batch.insert(
                     [next_turn[shared:]], max_tokens=[1], caches=[view(kept, 0)], all_tokens=[next_turn[:shared]]
                 )
-                slot.active[uid] = Ahead(next_turn)
+                slot.active[uid] = Ahead(next_turn, seq.job.messages)
                 self.pool.cache_stats.ahead_tokens += len(next_turn) - shared
                 return
         slot.remember(tokens, cache)
@@ -432,9 +439,12 @@ class Engine:
         while self._computing_ahead():
             self._step()
 
-    def _computing_ahead(self, slot: Slot | None = None) -> bool:
+    def _computing_ahead(self, slot: Slot | None = None, job: Job | None = None) -> bool:
+        """Whether a turn is being computed ahead (for `slot`'s model; continued by `job`)."""
         slots = [slot] if slot is not None else self.pool.slots.values()
-        return any(isinstance(s, Ahead) for one in slots for s in one.active.values())
+        return any(
+            isinstance(s, Ahead) and (job is None or s.continued_by(job)) for one in slots for s in one.active.values()
+        )
 
     def _fail_slot(self, slot: Slot, error: Exception) -> None:
         for uid, seq in list(slot.active.items()):
