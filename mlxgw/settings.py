@@ -53,6 +53,8 @@ class ServerSettings:
     body_timeout_s: float = 60.0
     request_log_days: float = 30.0  # 0: keep every request
     responses_days: float = 30.0  # stored Responses answers (previous_response_id); 0: keep them all
+    # /metrics follows the client keys like /v1; true lets a scraper on this machine in without one.
+    metrics_open_on_loopback: bool = False
     # `serve --insecure`, never read from the file: serve network callers while no client key exists.
     insecure: bool = False
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import re
 import time
 
 import typer
@@ -12,7 +10,6 @@ from rich.table import Table
 from rich.text import Text
 
 from mlxgw.cli.output import console, open_workspace, printable
-from mlxgw.errors import MlxgwError
 from mlxgw.store import request_log
 from mlxgw.store.tables import RequestLog, utcnow
 
@@ -24,30 +21,10 @@ def register(app: typer.Typer) -> None:
     app.command("stats")(stats)
 
 
-def _row_json(r: RequestLog) -> dict:
-    return {
-        "id": r.id,
-        "time": r.time.isoformat(timespec="milliseconds") + "Z",
-        "request_id": r.request_id,
-        "protocol": r.protocol,
-        "requested_model": r.requested_model,
-        "backend": r.backend,
-        "model": r.model,
-        "attempts": json.loads(r.attempts),
-        "status": r.status,
-        "stream": r.stream,
-        "latency_ms": r.latency_ms,
-        "ttft_ms": r.ttft_ms,
-        "input_tokens": r.input_tokens,
-        "output_tokens": r.output_tokens,
-        "error": r.error_kind,
-    }
-
-
 def _print_rows(rows: list[RequestLog], as_json: bool, table: Table | None) -> None:
     for r in rows:
         if as_json:
-            print(json.dumps(_row_json(r)), flush=True)
+            print(json.dumps(request_log.as_json(r)), flush=True)
             continue
         served = f"{r.backend}:{r.model}" if r.backend else "—"
         tried = " → ".join(f"{a['backend']}({a['error']})" for a in json.loads(r.attempts) if a["error"])
@@ -95,21 +72,13 @@ def log_(
         return
 
 
-def parse_since(text: str) -> dt.timedelta:
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
-    if not m:
-        raise MlxgwError(f"bad --since {text!r}: use a number and s, m, h or d, e.g. 30m or 1h")
-    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
-    return dt.timedelta(**{unit: float(m.group(1))})
-
-
 def stats(
     since: str = typer.Option("1h", "--since", help="Window to summarise, e.g. 15m, 1h, 7d."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Per-backend counts, failover rate, latency percentiles and tokens."""
     open_workspace()
-    window = parse_since(since)
+    window = request_log.parse_window(since)
     summary = request_log.summary(utcnow() - window)
     if as_json:
         print(json.dumps({"since": since, "backends": summary}, indent=2))

@@ -23,6 +23,7 @@ responses_days = {S.responses_days:g}        # stored Responses answers (for pre
 # preflights are then answered. A name mlxgw is reached by (behind a proxy, on the LAN) goes in allowed_hosts.
 # allowed_origins = ["http://localhost:3000"]
 # allowed_hosts = ["mlxgw.lan", "*.example.com"]
+# metrics_open_on_loopback = {metrics_open}   # /metrics needs a client key once keys exist; true lets a Prometheus on this machine scrape without one
 # Defaults for every backend (each [backends.NAME] may override them):
 # connect_timeout_s = {P.connect_timeout_s:g}
 # first_byte_timeout_s = {P.first_byte_timeout_s:g}
@@ -70,4 +71,5 @@ idle_unload_s = {L.idle_unload_s:g}          # a model unused this long is unloa
 # priority = 0
 # max_output_tokens = 16384                    # optional: the model's output limit; every attempt of this
 #                                              # mapping asks for at most that (and the backend's own, if lower)
-""".format(S=ServerSettings(), P=Policy(), L=LocalSettings())
+""".format(S=ServerSettings(), P=Policy(), L=LocalSettings(),
+           metrics_open=str(ServerSettings().metrics_open_on_loopback).lower())

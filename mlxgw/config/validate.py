@@ -118,6 +118,7 @@ def _server(raw: dict, where: Locator) -> ServerSettings:
             ("keepalive_s", float),
             ("request_log_days", float),
             ("responses_days", float),
+            ("metrics_open_on_loopback", bool),
         )
     }
     reject_unknown(raw, SERVER_FILE_KEYS | set(POLICY_KEYS), where, at)

@@ -1,4 +1,5 @@
-"""Endpoints for mlxgw's own CLI (`models`, `status`): loopback callers only."""
+"""Endpoints for mlxgw's own CLI (`models`, `status`): loopback callers only; the status also to a
+caller with a client key (the dashboard, opened from another machine)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from aiohttp import web
 from mlxgw.errors import GatewayError
 from mlxgw.server import status
 from mlxgw.server.appkeys import STATE
+from mlxgw.server.auth import has_valid_key
 from mlxgw.server.guard import loopback_peer
 
 
@@ -43,7 +45,8 @@ async def unload(request: web.Request) -> web.Response:
 
 
 async def full_status(request: web.Request) -> web.Response:
-    _loopback_only(request)
+    if not has_valid_key(request):
+        _loopback_only(request)
     return web.json_response(await status.full(request.app))
 
 

@@ -13,7 +13,7 @@ from mlxgw.backends.base import Item, RawFrame
 from mlxgw.canonical import ChatRequest, collect
 from mlxgw.dispatch.dispatcher import AttemptRecord, Opened
 from mlxgw.errors import GatewayError
-from mlxgw.server.appkeys import DISPATCHER, REQUEST_LOG, STATE
+from mlxgw.server.appkeys import DISPATCHER, METRICS, REQUEST_LOG, STATE
 from mlxgw.server.keepalive import KeepAlive
 from mlxgw.server.ledger import Ledger
 from mlxgw.server.middleware import TRIED, internal_error, request_id, wire_for
@@ -85,6 +85,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
     finally:
         row = ledger.row()
         request.app[REQUEST_LOG].add(row)
+        request.app[METRICS].observe(ledger)
         # DEBUG: the request log in the store is the per-request record (`mlxgw log -f` follows it);
         # an INFO line per request would cost more than the gateway's own work on a small answer.
         log.debug(

@@ -12,10 +12,11 @@ from aiohttp import web
 from mlxgw.backends.base import Backend
 from mlxgw.backends.registry import Registry
 from mlxgw.dispatch.dispatcher import Dispatcher
-from mlxgw.server import admin, auth, guard, middleware, responses
+from mlxgw.server import activity, admin, auth, dashboard, guard, middleware, responses, scrape
 from mlxgw.server.appkeys import (
     CATALOG,
     DISPATCHER,
+    METRICS,
     REQUEST_LOG,
     RESPONSES,
     SESSION,
@@ -25,6 +26,7 @@ from mlxgw.server.appkeys import (
 )
 from mlxgw.server.catalog import ModelCatalog
 from mlxgw.server.endpoints import add_routes
+from mlxgw.server.metrics import Metrics
 from mlxgw.server.state import LiveState, watch
 from mlxgw.settings import Settings
 from mlxgw.store import credentials
@@ -51,6 +53,7 @@ def create_app(
     app.on_response_prepare.append(guard.cors_headers)
     app[SETTINGS] = settings
     app[STARTED] = time.monotonic()
+    app[METRICS] = Metrics()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
@@ -88,6 +91,9 @@ def create_app(
     add_routes(app)
     responses.add_routes(app)
     admin.add_routes(app)
+    scrape.add_routes(app)
+    activity.add_routes(app)
+    dashboard.add_routes(app)
     return app
 
 

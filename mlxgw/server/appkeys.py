@@ -7,6 +7,7 @@ from aiohttp import web
 
 from mlxgw.dispatch.dispatcher import Dispatcher
 from mlxgw.server.catalog import ModelCatalog
+from mlxgw.server.metrics import Metrics
 from mlxgw.server.state import LiveState
 from mlxgw.settings import Settings
 from mlxgw.store.request_log import RequestLogWriter
@@ -20,3 +21,4 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 REQUEST_LOG = web.AppKey("request_log", RequestLogWriter)
 CATALOG = web.AppKey("catalog", ModelCatalog)
 RESPONSES = web.AppKey("responses", ResponseStore)  # stored Responses answers
+METRICS = web.AppKey("metrics", Metrics)  # this app's Prometheus registry

@@ -22,23 +22,28 @@ async def auth(request: web.Request, handler) -> web.StreamResponse:
     """Once any client key exists, every /v1 request must present one. A daemon bound to a network
     address refuses /v1 requests while it has none (revoking the last key must not open it up)."""
     if request.path.startswith("/v1/"):
-        state = request.app[STATE]
-        if state.client_keys:
-            presented = presented_key(request)
-            if not presented:
-                raise GatewayError("authentication", "missing API key: send `Authorization: Bearer <key>` or `x-api-key`")
-            name = client_keys.match(presented, state.client_keys)
-            if name is None:
-                raise GatewayError("authentication", "invalid API key")
-            _note_use(state.key_last_used, name)
-        elif request.app[SETTINGS].server.needs_keys:
-            raise GatewayError(
-                "authentication",
-                f"this gateway listens on {request.app[SETTINGS].server.host}, a network address, and has no client "
-                "keys, so it answers no one: create one with `mlxgw keys create NAME` and send it as "
-                "`Authorization: Bearer <key>` or `x-api-key`",
-            )
+        require_client_key(request)
     return await handler(request)
+
+
+def require_client_key(request: web.Request) -> None:
+    """The /v1 rule, for any endpoint that follows it (`/metrics` too)."""
+    state = request.app[STATE]
+    if state.client_keys:
+        presented = presented_key(request)
+        if not presented:
+            raise GatewayError("authentication", "missing API key: send `Authorization: Bearer <key>` or `x-api-key`")
+        name = client_keys.match(presented, state.client_keys)
+        if name is None:
+            raise GatewayError("authentication", "invalid API key")
+        _note_use(state.key_last_used, name)
+    elif request.app[SETTINGS].server.needs_keys:
+        raise GatewayError(
+            "authentication",
+            f"this gateway listens on {request.app[SETTINGS].server.host}, a network address, and has no client "
+            "keys, so it answers no one: create one with `mlxgw keys create NAME` and send it as "
+            "`Authorization: Bearer <key>` or `x-api-key`",
+        )
 
 
 def presented_key(request: web.Request) -> str:

@@ -1,18 +1,21 @@
 """The request log: one row per client request, written in batches off the request path and pruned
 to the configured number of days, and the queries (SQL aggregates) behind `mlxgw log`, `stats` and
-`status`."""
+`status` and the dashboard's `/mlxgw/requests` and `/mlxgw/stats`."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from peewee import Case, fn
 
+from mlxgw.errors import MlxgwError
 from mlxgw.store.tables import RequestLog, db, utcnow
 
 log = logging.getLogger("mlxgw.requestlog")
@@ -100,8 +103,73 @@ def _prune(before: dt.datetime) -> int:
 
 
 def tail(n: int, after_id: int = 0) -> list[RequestLog]:
+    """The newest `n` rows after `after_id`, oldest first."""
     query = RequestLog.select().where(RequestLog.id > after_id).order_by(RequestLog.id.desc()).limit(n)
     return list(reversed(list(query)))
+
+
+def as_json(r: RequestLog) -> dict:
+    """One row as `mlxgw log --json` prints it and `/mlxgw/requests` returns it."""
+    return {
+        "id": r.id,
+        "time": r.time.isoformat(timespec="milliseconds") + "Z",
+        "request_id": r.request_id,
+        "protocol": r.protocol,
+        "requested_model": r.requested_model,
+        "backend": r.backend,
+        "model": r.model,
+        "attempts": json.loads(r.attempts),
+        "status": r.status,
+        "stream": r.stream,
+        "latency_ms": r.latency_ms,
+        "ttft_ms": r.ttft_ms,
+        "input_tokens": r.input_tokens,
+        "output_tokens": r.output_tokens,
+        "error": r.error_kind,
+    }
+
+
+def parse_window(text: str) -> dt.timedelta:
+    """A window such as 30m, 1h or 7d (`--since`, `?since=`)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
+    if not m:
+        raise MlxgwError(f"bad --since {text!r}: use a number and s, m, h or d, e.g. 30m or 1h")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
+    return dt.timedelta(**{unit: float(m.group(1))})
+
+
+# Chart buckets: the smallest of these that cuts a window into at most MAX_BUCKETS.
+BUCKETS_S = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
+MAX_BUCKETS = 120
+
+
+def bucket_for(window: dt.timedelta) -> int:
+    seconds = window.total_seconds()
+    return next((b for b in BUCKETS_S if seconds / b <= MAX_BUCKETS), BUCKETS_S[-1])
+
+
+def series(start: dt.datetime, bucket_s: int) -> list[dict]:
+    """Requests, errors and tokens since `start` per time bucket (`t`: its start, Unix seconds),
+    requested model and serving backend ("(none)" when nothing served it), oldest first."""
+    t = (db.to_timestamp(RequestLog.time) / bucket_s) * bucket_s
+    model = fn.COALESCE(fn.NULLIF(RequestLog.requested_model, ""), "(none)")
+    backend = fn.COALESCE(fn.NULLIF(RequestLog.backend, ""), "(none)")
+    query = (
+        RequestLog.select(
+            t.alias("t"),
+            model.alias("model"),
+            backend.alias("backend"),
+            fn.COUNT(RequestLog.id).alias("requests"),
+            _count_if(FAILED).alias("errors"),
+            fn.SUM(fn.COALESCE(RequestLog.input_tokens, 0)).alias("input_tokens"),
+            fn.SUM(fn.COALESCE(RequestLog.output_tokens, 0)).alias("output_tokens"),
+        )
+        .where(RequestLog.time >= start)
+        .group_by(t, model, backend)
+        .order_by(t)
+        .dicts()
+    )
+    return list(query)
 
 
 def _count_if(condition):
