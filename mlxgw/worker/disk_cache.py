@@ -259,7 +259,10 @@ class Shelf:
         return {"entries": len(entries), "bytes": sum(e.nbytes for e in entries)}
 
     def load(self, digest: str) -> list[Any] | None:
-        """The entry's KV cache, or None if it is gone or unreadable (then it is removed)."""
+        """The entry's KV cache, or None if it is gone or unreadable (then it is removed). Called on
+        the engine thread: it reads the arrays at once, so that a damaged file fails here, not in
+        the batch, and an entry removed meanwhile (LRU, --clear) is no longer needed."""
+        import mlx.core as mx
         from mlx_lm.models.cache import load_prompt_cache
 
         tokens_path, kv_path = self.folder / (digest + TOKENS), self.folder / (digest + KV)
@@ -267,6 +270,7 @@ class Shelf:
             cache, meta = load_prompt_cache(str(kv_path), return_metadata=True)
             if meta.get("model") != self._about["key"] or meta.get("tokens") != digest:
                 raise ValueError(f"it was written for {meta.get('model')!r}, tokens {meta.get('tokens')!r}")
+            mx.eval([c.state for c in cache])
             os.utime(tokens_path)  # its last use, for the LRU order
             return cache
         except FileNotFoundError:

@@ -70,6 +70,21 @@ async def test_an_unloaded_model_reads_its_prompts_back_from_disk(demo_dir, demo
         assert (await cache_status(local))["disk_hits"] == 1
 
 
+async def test_a_damaged_entry_is_a_miss_and_is_replaced(demo_dir, demo_tokenizer):
+    request = session("Rename the helper.")
+    async with worker(demo_dir) as local:
+        await run(local, request)
+    (kv,) = paths.prompt_cache_dir().glob("*/*.safetensors")
+    kv.write_bytes(kv.read_bytes()[:1000])  # cut short, as a full disk or a crash leaves it
+
+    async with worker(demo_dir) as local:
+        assert (await run(local, request))[0].cache_read_tokens == 0
+        assert (await cache_status(local))["disk_hits"] == 0
+    async with worker(demo_dir) as local:
+        start = (await run(local, request))[0]
+    assert start.input_tokens <= 0.05 * len(prompt_tokens(demo_tokenizer, request))
+
+
 async def test_the_disk_budget_keeps_the_most_recently_used(demo_dir):
     # Four unrelated prompts of some 1,300 tokens (about 170 KB each on disk); room for two.
     budget = 450_000
