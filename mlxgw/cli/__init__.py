@@ -10,7 +10,19 @@ from peewee import DatabaseError
 from typer.core import TyperGroup
 
 from mlxgw import __version__, paths
-from mlxgw.cli import chat, config_cmd, creds, keys, lifecycle, mappings, models, request_log, serve, service
+from mlxgw.cli import (
+    chat,
+    config_cmd,
+    creds,
+    keys,
+    lifecycle,
+    mappings,
+    models,
+    request_log,
+    serve,
+    service,
+    ui,
+)
 from mlxgw.cli.output import fail
 from mlxgw.config import ensure_config
 from mlxgw.errors import MlxgwError
@@ -89,6 +101,7 @@ serve.register(app)
 lifecycle.register(app)
 chat.register(app)
 request_log.register(app)
+ui.register(app)
 
 
 def main() -> None:

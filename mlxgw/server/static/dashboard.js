@@ -190,7 +190,7 @@ function drawBars(canvas, legend, stacks, buckets, format, empty) {
   g.fillText(format(top), left - 4, 12);
   g.fillText(format(0), left - 4, bottom);
   g.textAlign = "left";
-  const label = t => new Date(t * 1000).toLocaleString([], buckets.length && buckets.at(-1) - buckets[0] > 86400
+  const label = t => new Date(t * 1000).toLocaleString([], buckets.length && buckets.at(-1) - buckets[0] >= 43200
     ? { month: "short", day: "numeric", hour: "2-digit" } : { hour: "2-digit", minute: "2-digit" });
   if (buckets.length) {
     g.fillText(label(buckets[0]), left, height - 4);
