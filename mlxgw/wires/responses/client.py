@@ -10,8 +10,7 @@ is a 400 naming it; fields it does not read stay in `raw` for passthrough (debug
 
 Opaque reasoning state goes out in a reasoning item's `encrypted_content`: OpenAI's as it came, and
 Anthropic's thinking signature (or redacted thinking) behind a marker, so that the client's next turn
-brings it back to Anthropic, and only there.
-"""
+brings it back to Anthropic, and only there."""
 
 from __future__ import annotations
 
@@ -30,7 +29,6 @@ from mlxgw.canonical import (
     ThinkingPart,
     Tool,
     ToolCallPart,
-    ToolChoice,
     ToolResultPart,
 )
 from mlxgw.errors import GatewayError
@@ -64,9 +62,11 @@ from mlxgw.wires.responses.render import (
     summarised,
     tool_search_item,
 )
+from mlxgw.wires.responses.request_tools import parse_tool_choice, parse_tools
 
 # Client headers a Responses upstream is sent in passthrough (Codex's session and request ids).
 FORWARDED_HEADERS = ("openai-beta", "originator", "session-id", "session_id", "x-client-request-id")
+
 
 # Every top-level field of a Responses request mlxgw knows; the rest is logged and left in `raw`.
 _KNOWN = {
@@ -75,7 +75,7 @@ _KNOWN = {
     "metadata", "truncation", "stream", "stream_options", "store", "previous_response_id", "include",
 }
 
-_TOOL_CHOICE_MODES = {"auto": "auto", "none": "none", "required": "any"}
+
 _ROLES = ("user", "assistant", "system", "developer")
 
 
@@ -89,9 +89,9 @@ def parse_request(body: Any, headers: Mapping[str, str]) -> ChatRequest:
         system.append(TextPart(instructions))
     loaded: list[Tool] = []
     messages = _input(body, system, loaded)
-    tools, hosted = _tools(body.get("tools"))
+    tools, hosted = parse_tools(body.get("tools"))
     tools += [t for t in loaded if (t.namespace, t.name) not in {(u.namespace, u.name) for u in tools}]
-    tool_choice, tools = _tool_choice(body, tools)
+    tool_choice, tools = parse_tool_choice(body, tools)
     reasoning = opt_object(body, "reasoning") or {}
     effort = opt_choice(reasoning, "effort", tuple(REASONING_BUDGETS), "reasoning.effort")
     opt_choice(reasoning, "summary", ("auto", "concise", "detailed"), "reasoning.summary")
@@ -121,9 +121,6 @@ def parse_request(body: Any, headers: Mapping[str, str]) -> ChatRequest:
         hosted_tools=hosted,
         prompt_cache_key=opt_str(body, "prompt_cache_key"),
     )
-
-
-# ---- input -----------------------------------------------------------------------------------
 
 
 def _input(body: dict, system: list[TextPart], loaded: list[Tool]) -> list[Message]:
@@ -160,7 +157,7 @@ def _input(body: dict, system: list[TextPart], loaded: list[Tool]) -> list[Messa
             arguments = item.get("arguments")
             messages.append(Message("assistant", [ToolCallPart(_str(item, "call_id", where), TOOL_SEARCH, dumps(arguments or {}))]))
         elif kind == "tool_search_output" and item.get("execution") == "client":
-            found, _ = _tools(item.get("tools"), f"{where}.tools")
+            found, _ = parse_tools(item.get("tools"), f"{where}.tools")
             loaded.extend(found)
             listing = [{"name": t.name, "namespace": t.namespace, "description": t.description} for t in found]
             messages.append(Message("user", [ToolResultPart(_str(item, "call_id", where), [TextPart(dumps(listing))])]))
@@ -283,88 +280,6 @@ def _str(obj: dict, key: str, where: str) -> str:
     return value
 
 
-# ---- tools -----------------------------------------------------------------------------------
-
-
-def _tools(value: Any, param: str = "tools") -> tuple[list[Tool], list[str]]:
-    """The client's tools, and the names of the hosted ones (web_search…) only a Responses backend
-    runs. A tool search Codex runs itself (`execution: "client"`) is a function the model calls."""
-    if value is None:
-        return [], []
-    if not isinstance(value, list):
-        raise invalid(f"`{param}` must be an array", param)
-    tools: list[Tool] = []
-    hosted: list[str] = []
-    for j, tool in enumerate(value):
-        where = f"{param}[{j}]"
-        if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
-            raise invalid(f"`{where}` must be an object with a `type`", f"{where}.type")
-        if tool["type"] == "namespace":
-            namespace = _name(tool, where)
-            inner = tool.get("tools")
-            if not isinstance(inner, list):
-                raise invalid(f"`{where}.tools` must be an array", f"{where}.tools")
-            for k, member in enumerate(inner):
-                tools.append(_tool(member, f"{where}.tools[{k}]", namespace))
-        elif tool["type"] in ("function", "custom"):
-            tools.append(_tool(tool, where, None))
-        elif tool["type"] == TOOL_SEARCH and tool.get("execution") == "client":
-            description = opt_str(tool, "description", f"{where}.description")
-            parameters = opt_object(tool, "parameters", f"{where}.parameters")
-            tools.append(Tool(TOOL_SEARCH, description, parameters or {"type": "object", "properties": {}}))
-        elif tool["type"] not in hosted:
-            hosted.append(tool["type"])
-    return tools, hosted
-
-
-def _tool(tool: Any, where: str, namespace: str | None) -> Tool:
-    if not isinstance(tool, dict) or tool.get("type") not in ("function", "custom"):
-        raise invalid(f"`{where}` must be a function or custom tool", f"{where}.type")
-    name = _name(tool, where)
-    description = opt_str(tool, "description", f"{where}.description")
-    if tool["type"] == "custom":
-        return Tool(name, description, kind="custom", namespace=namespace, format=opt_object(tool, "format", f"{where}.format"))
-    parameters = opt_object(tool, "parameters", f"{where}.parameters")
-    return Tool(name, description, parameters or {"type": "object", "properties": {}}, namespace=namespace)
-
-
-def _name(tool: dict, where: str) -> str:
-    name = tool.get("name")
-    if not isinstance(name, str) or not name:
-        raise invalid(f"`{where}.name` must be a non-empty string", f"{where}.name")
-    return name
-
-
-def _tool_choice(body: dict, tools: list[Tool]) -> tuple[ToolChoice | None, list[Tool]]:
-    """The tool choice, and the tools left to the model: `allowed_tools` narrows the list, as no
-    other target can keep tools in the prompt that the model may not call."""
-    value = body.get("tool_choice")
-    disable_parallel = opt_bool(body, "parallel_tool_calls") is False
-    if value is None:
-        return (ToolChoice(disable_parallel=True) if disable_parallel else None), tools
-    if isinstance(value, str) and value in _TOOL_CHOICE_MODES:
-        return ToolChoice(_TOOL_CHOICE_MODES[value], disable_parallel=disable_parallel), tools  # type: ignore[arg-type]
-    kind = value.get("type") if isinstance(value, dict) else None
-    if kind in ("function", "custom"):
-        return ToolChoice("tool", _name(value, "tool_choice"), disable_parallel), tools
-    if kind == "allowed_tools":
-        mode = opt_choice(value, "mode", ("auto", "required"), "tool_choice.mode") or "auto"
-        allowed = value.get("tools")
-        if not isinstance(allowed, list):
-            raise invalid("`tool_choice.tools` must be an array", "tool_choice.tools")
-        names = {t.get("name") for t in allowed if isinstance(t, dict)}
-        kept = [t for t in tools if t.name in names]
-        return ToolChoice("any" if mode == "required" else "auto", disable_parallel=disable_parallel), kept
-    if isinstance(kind, str):
-        # A hosted tool's choice (web_search, mcp…): a translating target has no such tool.
-        log.debug("responses request: tool_choice %r left to the model", kind)
-        return ToolChoice(disable_parallel=disable_parallel), tools
-    raise invalid(
-        '`tool_choice` must be "auto", "none", "required", {"type": "function", "name": ...} or {"type": "allowed_tools", ...}',
-        "tool_choice",
-    )
-
-
 def _text_format(body: dict) -> ResponseFormat | None:
     text = opt_object(body, "text")
     fmt = opt_object(text or {}, "format", "text.format")
@@ -387,9 +302,6 @@ def _text_format(body: dict) -> ResponseFormat | None:
         name=opt_str(fmt, "name", "text.format.name"),
         description=opt_str(fmt, "description", "text.format.description"),
     )
-
-
-# ---- answers ---------------------------------------------------------------------------------
 
 
 def render_response(resp: ChatResponse, model: str, request_id: str, *, echo: dict | None = None) -> dict:
