@@ -15,27 +15,27 @@ end of the prompt's system turn and before its last token, as the prompt fills.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import queue
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import mlx.core as mx
 from mlx_lm.models.cache import can_trim_prompt_cache, trim_prompt_cache
-from mlx_lm.sample_utils import make_sampler
 
 from mlxgw.canonical import Event, Finish, Start, Usage
 from mlxgw.worker import tokens as tk
-from mlxgw.worker.frames import Job, event_to_wire
+from mlxgw.worker.frames import Job
+from mlxgw.worker.outbox import Outbox
 from mlxgw.worker.pool import ModelPool, ModelUnavailable, Slot
 from mlxgw.worker.prefix_cache import view
+from mlxgw.worker.sampling import sampler_for
 from mlxgw.worker.sequence_events import SequenceOutput, initial_state
-from mlxgw.worker.turns import AnswerRecord
+from mlxgw.worker.sequences import Ahead, BatchStats, Sequence
+from mlxgw.worker.turns import AnswerRecord, head_length, next_turn_tokens
 
 log = logging.getLogger("mlxgw.worker")
 
@@ -46,52 +46,12 @@ FALLBACK_MAX_TOKENS = 4096
 # file written through a tool call comes back re-serialised).
 AHEAD_MAX_TOKENS = 16384
 IDLE_POLL_S = 1.0
-# Text is sent at most this often, several tokens a frame: at a thousand tokens a second, a frame
-# per token costs the pipe and the daemon more than the decoding. Starts, first tokens, finishes
-# and replies go out at once.
-FLUSH_S = 0.015
-
-
-@dataclass
-class Sequence:
-    job: Job
-    slot: Slot
-    uid: int
-    output: SequenceOutput
-    answer: AnswerRecord
-    generated: int = 0
-
-
-@dataclass
-class Ahead:
-    """A finished turn's tokens as the next request will start with them, being computed in the
-    batch (with one throw-away token generated, greedily: the batch always generates)."""
-
-    tokens: list[int]
-    messages: list[dict]  # the finished turn's prompt: the next turn's messages start with them
-
-    def continued_by(self, job: Job) -> bool:
-        return job.messages[: len(self.messages)] == self.messages
-
-
-@dataclass
-class BatchStats:
-    requests: int = 0
-    cancelled: int = 0
-    steps: int = 0  # decode steps, each one token for every sequence in the batch
-    generated_tokens: int = 0
-    prompt_tokens: int = 0
-    cached_prompt_tokens: int = 0
-    max_batch_size: int = 0  # the most sequences decoded together in one step
 
 
 class Engine:
     def __init__(self, pool: ModelPool, send: Callable[[list[dict[str, Any]]], None]) -> None:
         self.pool = pool
-        self._send = send
-        self._outbox: list[dict[str, Any]] = []
-        self._urgent = False
-        self._flushed_at = 0.0
+        self.out = Outbox(send)
         self._inbox: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._pending: deque[Job] = deque()
         self._running: dict[int, Sequence] = {}  # request id -> sequence
@@ -127,7 +87,7 @@ class Engine:
                 self._handle(frame)
             self._admit()
             self._step()
-            self._flush()
+            self.out.flush(busy=bool(self._running))
             self.pool.evict_idle(time.time())
 
     def _receive(self, *, block: bool) -> list[dict[str, Any] | None]:
@@ -151,11 +111,11 @@ class Engine:
                 self._count(frame)
             elif op == "load":
                 slot = self.pool.load(frame["name"], frame["path"])
-                self._reply({"id": rid, "result": slot.status()})
+                self.out.reply({"id": rid, "result": slot.status()})
             elif op == "unload":
-                self._reply({"id": rid, "result": {"state": self.pool.unload(frame["path"])}})
+                self.out.reply({"id": rid, "result": {"state": self.pool.unload(frame["path"])}})
             elif op == "status":
-                self._reply({"id": rid, "result": self._status()})
+                self.out.reply({"id": rid, "result": self._status()})
             elif op == "configure":
                 limit_gb = frame["memory_limit_gb"]
                 self.pool.configure(
@@ -165,13 +125,13 @@ class Engine:
                     prompt_cache_bytes=int(frame["prompt_cache_gb"] * 1024**3),
                     disk_cache_bytes=int(frame["disk_cache_gb"] * 1024**3),
                 )
-                self._reply({"id": rid, "result": self.pool.limits()})
+                self.out.reply({"id": rid, "result": self.pool.limits()})
             else:
-                self._error(rid, "invalid_request", f"unknown op {op!r}")
+                self.out.error(rid, "invalid_request", f"unknown op {op!r}")
         except ModelUnavailable as e:
-            self._unavailable(rid, e)
+            self.out.unavailable(rid, e)
         except (KeyError, TypeError) as e:  # a malformed frame fails alone
-            self._error(rid, "invalid_request", f"malformed {op!r} frame: {e!r}")
+            self.out.error(rid, "invalid_request", f"malformed {op!r} frame: {e!r}")
 
     def _count(self, frame: dict[str, Any]) -> None:
         tokenizer = self.pool.tokenizer(frame["path"])
@@ -180,9 +140,9 @@ class Engine:
                 frame["messages"], tools=frame.get("tools") or None, add_generation_prompt=True
             )
         except Exception as e:  # the template's own error, e.g. a role it does not know
-            self._error(frame["id"], "invalid_request", f"the chat template failed: {e}")
+            self.out.error(frame["id"], "invalid_request", f"the chat template failed: {e}")
             return
-        self._reply({"id": frame["id"], "result": {"tokens": len(prompt)}})
+        self.out.reply({"id": frame["id"], "result": {"tokens": len(prompt)}})
 
     # ---- admission ----------------------------------------------------------------------
 
@@ -206,14 +166,14 @@ class Engine:
                     # Everyone waiting for this model shares the failed load.
                     for waiting in [j for j in self._pending if j.path == job.path]:
                         self._pending.remove(waiting)
-                        self._unavailable(waiting.id, e)
+                        self.out.unavailable(waiting.id, e)
                     continue
             self._pending.remove(job)
             try:
                 self._start(job, slot)
             except Exception as e:  # a bug or a model quirk: this request fails, the rest go on
                 log.exception("starting request %s failed", job.id)
-                self._error(job.id, "api_error", f"generation did not start: {e}", retryable=True)
+                self.out.error(job.id, "api_error", f"generation did not start: {e}", retryable=True)
 
     def _start(self, job: Job, slot: Slot) -> None:
         tokenizer = slot.tokenizer
@@ -222,13 +182,13 @@ class Engine:
                 job.messages, tools=job.tools or None, add_generation_prompt=True
             )
         except Exception as e:  # the template's own error, e.g. roles out of order
-            self._error(job.id, "invalid_request", f"the chat template failed: {e}")
+            self.out.error(job.id, "invalid_request", f"the chat template failed: {e}")
             return
         limit = slot.context_length
         if limit is not None and len(prompt) >= limit:
             # Anthropic's wording, which Claude Code reads as "compact the conversation"; the code
             # is OpenAI's for the same. At least one token must fit after the prompt.
-            self._error(
+            self.out.error(
                 job.id,
                 "invalid_request",
                 f"prompt is too long: {len(prompt)} tokens > {limit - 1} maximum",
@@ -250,7 +210,7 @@ class Engine:
             # Only exact prefixes serve such a model: the batch stops at the end of the head every
             # session shares (the system turn and tools) and before the prompt's last token (where
             # the next turn starts from), and the cache is kept there (see `_step`).
-            head = self._head_length(job, slot, prompt)
+            head = head_length(slot.tokenizer, job, prompt)
             if cached < head < len(prompt) - 1:
                 segments = [prompt[cached:head], prompt[head:]]
         (uid,) = slot.batch.insert_segments(
@@ -258,7 +218,7 @@ class Engine:
             max_tokens=[max_tokens],
             caches=[cache],
             all_tokens=[prompt[:cached]],
-            samplers=[self._sampler(job, slot)],
+            samplers=[sampler_for(job, slot.sampling)],
         )
         output = SequenceOutput(
             slot.rules,
@@ -277,31 +237,7 @@ class Engine:
         self.stats.prompt_tokens += len(prompt)
         self.stats.cached_prompt_tokens += cached
         # Anthropic semantics (see canonical.Usage): input_tokens is the part not read from the cache.
-        self._events(job.id, [Start(input_tokens=len(prompt) - cached, cache_read_tokens=cached)], urgent=True)
-
-    @staticmethod
-    def _head_length(job: Job, slot: Slot, prompt: list[int]) -> int:
-        """How many leading tokens of `prompt` are its system turn and tools, as the template renders
-        them alone (0 without a system turn)."""
-        if not job.messages or job.messages[0].get("role") != "system":
-            return 0
-        try:
-            head = slot.tokenizer.apply_chat_template(
-                job.messages[:1], tools=job.tools or None, add_generation_prompt=False
-            )
-        except Exception:  # a template that wants a user turn
-            return 0
-        return tk.common_prefix(tk.pack(head), tk.pack(prompt))
-
-    @staticmethod
-    def _sampler(job: Job, slot: Slot):
-        defaults = slot.sampling
-        return _sampler(
-            job.temperature if job.temperature is not None else defaults["temperature"],
-            job.top_p if job.top_p is not None else defaults.get("top_p", 0.0),
-            job.min_p if job.min_p is not None else defaults.get("min_p", 0.0),
-            job.top_k if job.top_k is not None else int(defaults.get("top_k", 0)),
-        )
+        self.out.events(job.id, [Start(input_tokens=len(prompt) - cached, cache_read_tokens=cached)], urgent=True)
 
     # ---- decoding -----------------------------------------------------------------------
 
@@ -324,7 +260,7 @@ class Engine:
                 seq = slot.active.get(response.uid)
                 if isinstance(seq, Sequence) and not response.end_of_prompt:
                     # A long prompt can take minutes: this tells the daemon the worker is alive.
-                    self._outbox.append({"id": seq.job.id, "progress": list(response.progress)})
+                    self.out.progress(seq.job.id, list(response.progress))
                     if response.end_of_segment and not slot.trimmable:
                         cache, tokens = slot.batch.extract_cache([response.uid])[response.uid]
                         slot.remember(list(tokens), cache)
@@ -361,26 +297,14 @@ class Engine:
             self._finish(seq, events, reason, r.all_tokens, r.prompt_cache)
         elif events:
             seq.answer.add(events)
-            self._events(seq.job.id, events, urgent=seq.generated == 1)
+            self.out.events(seq.job.id, events, urgent=seq.generated == 1)
 
     def _finish(self, seq: Sequence, events: list[Event], reason: str, tokens, cache) -> None:
         seq.answer.add(events)
         stop = seq.output.stop_sequence if reason == "stop_sequence" else None
         events += [Usage(output_tokens=seq.generated), Finish(reason, stop)]  # type: ignore[arg-type]
-        self._events(seq.job.id, events, urgent=True)
-        self._leave(seq, tokens, cache, next_turn=self._next_turn(seq))
-
-    @staticmethod
-    def _next_turn(seq: Sequence) -> list[int] | None:
-        """The tokens the next request of this conversation starts with: the prompt's messages
-        and this answer, as the chat template renders them."""
-        job = seq.job
-        try:
-            return seq.slot.tokenizer.apply_chat_template(
-                [*job.messages, seq.answer.message()], tools=job.tools or None, add_generation_prompt=False
-            )
-        except Exception:  # a template that takes no history ending in an answer: nothing to compute ahead
-            return None
+        self.out.events(seq.job.id, events, urgent=True)
+        self._leave(seq, tokens, cache, next_turn=next_turn_tokens(seq.slot.tokenizer, seq.job, seq.answer))
 
     def _cancel(self, rid: int) -> None:
         for job in self._pending:
@@ -449,45 +373,11 @@ class Engine:
     def _fail_slot(self, slot: Slot, error: Exception) -> None:
         for uid, seq in list(slot.active.items()):
             if isinstance(seq, Sequence):
-                self._error(seq.job.id, "api_error", f"generation failed: {error}", retryable=True)
+                self.out.error(seq.job.id, "api_error", f"generation failed: {error}", retryable=True)
                 self._leave(seq, None, None)
             else:
                 slot.active.pop(uid, None)
         slot.reset_batch()
-
-    # ---- replies --------------------------------------------------------------------------
-
-    def _events(self, rid: int, events: list[Event], *, urgent: bool = False) -> None:
-        self._outbox.append({"id": rid, "ev": [event_to_wire(e) for e in events]})
-        self._urgent = self._urgent or urgent
-
-    def _reply(self, frame: dict[str, Any]) -> None:
-        self._outbox.append(frame)
-        self._urgent = True
-
-    def _flush(self) -> None:
-        now = time.monotonic()
-        if self._outbox and (self._urgent or not self._running or now - self._flushed_at >= FLUSH_S):
-            self._send(self._outbox)
-            self._outbox = []
-            self._urgent = False
-            self._flushed_at = now
-
-    def _error(
-        self,
-        rid: int | None,
-        kind: str,
-        message: str,
-        *,
-        code: str | None = None,
-        retryable: bool = False,
-    ) -> None:
-        self._reply(
-            {"id": rid, "error": {"kind": kind, "message": message, "code": code, "retryable": retryable}}
-        )
-
-    def _unavailable(self, rid: int | None, error: ModelUnavailable) -> None:
-        self._error(rid, "unavailable", str(error), code="model_unavailable", retryable=True)
 
     def _status(self) -> dict[str, Any]:
         slots = list(self.pool.slots.values())
@@ -514,9 +404,3 @@ class Engine:
                 "cache_bytes": mx.get_cache_memory(),
             },
         }
-
-
-@functools.lru_cache(maxsize=64)
-def _sampler(temperature: float, top_p: float, min_p: float, top_k: int):
-    """One sampler per setting: sequences that share a sampler object are sampled in one call."""
-    return make_sampler(temperature, top_p=top_p, min_p=min_p, top_k=top_k)

@@ -13,6 +13,8 @@ import json
 from typing import Any
 
 from mlxgw.canonical import Event, TextDelta, ThinkingDelta, ToolCallDelta, ToolCallStart
+from mlxgw.worker import tokens as tk
+from mlxgw.worker.frames import Job
 
 
 class AnswerRecord:
@@ -54,3 +56,28 @@ def _arguments(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+def next_turn_tokens(tokenizer: Any, job: Job, answer: AnswerRecord) -> list[int] | None:
+    """The tokens the next request of this conversation starts with: the prompt's messages
+    and this answer, as the chat template renders them."""
+    try:
+        return tokenizer.apply_chat_template(
+            [*job.messages, answer.message()], tools=job.tools or None, add_generation_prompt=False
+        )
+    except Exception:  # a template that takes no history ending in an answer: nothing to compute ahead
+        return None
+
+
+def head_length(tokenizer: Any, job: Job, prompt: list[int]) -> int:
+    """How many leading tokens of `prompt` are its system turn and tools, as the template renders
+    them alone (0 without a system turn)."""
+    if not job.messages or job.messages[0].get("role") != "system":
+        return 0
+    try:
+        head = tokenizer.apply_chat_template(
+            job.messages[:1], tools=job.tools or None, add_generation_prompt=False
+        )
+    except Exception:  # a template that wants a user turn
+        return 0
+    return tk.common_prefix(tk.pack(head), tk.pack(prompt))
