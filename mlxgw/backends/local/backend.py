@@ -30,6 +30,7 @@ log = logging.getLogger("mlxgw.local")
 # Restart delays after consecutive crashes: 0.25 s, 0.5 s, 1 s ... at most 8 s.
 BACKOFF_BASE_S = 0.25
 BACKOFF_MAX_S = 8.0
+WORKER_START_MIN_S = 60.0  # the least time a starting worker is given to say it is ready
 
 
 ModelMap = dict[str, str] | Callable[[], dict[str, str]]
@@ -250,7 +251,9 @@ class LocalBackend:
                 "unavailable", f"the local worker did not start: {e}", backend=self.name, retryable=True
             ) from e
         try:
-            await asyncio.wait_for(asyncio.shield(worker.ready), self.settings.policy.first_byte_timeout_s)
+            # Starting takes a Python and MLX import, seconds on a busy machine: more than a first byte may.
+            start_s = max(self.settings.policy.first_byte_timeout_s, WORKER_START_MIN_S)
+            await asyncio.wait_for(asyncio.shield(worker.ready), start_s)
         except BaseException as e:
             worker.ready.cancel()
             worker.kill()
