@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 from importlib import resources
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from mlxgw.errors import GatewayError
 
@@ -51,11 +51,14 @@ async def asset(request: web.Request) -> web.Response:
 
 
 async def root(request: web.Request) -> web.Response:
-    raise web.HTTPFound("/ui")
+    """`/` leads a browser to the dashboard; it serves nothing else (a POST there is a 404, as before)."""
+    if request.method in (hdrs.METH_GET, hdrs.METH_HEAD):
+        raise web.HTTPFound("/ui")
+    raise web.HTTPNotFound()
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/", root)
+    app.router.add_route("*", "/", root)
     app.router.add_get("/ui", page)
     app.router.add_get("/ui/", page)
     app.router.add_get("/ui/{name}", asset)
