@@ -93,6 +93,15 @@ class Unsupported(GatewayError):
         super().__init__("invalid_request", message, param=param, code="unsupported_by_backend")
 
 
+class OverLimit(GatewayError):
+    """A client key over one of its limits (rpm, tpm, a budget): 429 with a `Retry-After` of the
+    seconds until the limit frees. `code` says which: rate_limit_exceeded or budget_exceeded."""
+
+    def __init__(self, message: str, *, retry_after: float, code: str) -> None:
+        super().__init__("rate_limit", message, code=code)
+        self.retry_after = retry_after
+
+
 class UpstreamError(GatewayError):
     """A backend failed. `retryable` says whether another try or another backend may succeed."""
 

@@ -166,6 +166,31 @@ class MappingSettings:
     enabled: bool = True
     fallback_on: tuple[str, ...] = ()
     max_output_tokens: int | None = None  # a ceiling for the output limit of every attempt
+    # Where a client key over its daily or monthly budget goes instead of a paid backend (a local
+    # model); None: such a key is refused with 429.
+    over_budget: Target | None = None
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens of one cloud model. `cached`: prompt tokens read from the provider's
+    prompt cache; `cache_write`: prompt tokens written to it (Anthropic charges them extra, OpenAI
+    reports none). None: the input price."""
+
+    input: float
+    output: float
+    cached: float | None = None
+    cache_write: float | None = None
+
+
+@dataclass(frozen=True)
+class PriceRule:
+    """One [pricing] entry: the price of the models `model` (an fnmatch pattern) names, on the
+    backend `backend` or, None, on any cloud backend."""
+
+    model: str
+    price: Price
+    backend: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +201,7 @@ class Settings:
     backends: dict[str, BackendSettings] = field(default_factory=dict)
     mappings: tuple[MappingSettings, ...] = ()
     default_policy: Policy = field(default_factory=Policy)
+    pricing: tuple[PriceRule, ...] = ()  # [pricing]: checked before mlxgw.pricing's shipped defaults
     # api_key values found in the TOML: moved into the encrypted store by the next sync.
     plaintext_keys: dict[str, str] = field(default_factory=dict)
 

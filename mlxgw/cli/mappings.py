@@ -25,6 +25,7 @@ def _mapping_json(m: MappingSettings) -> dict:
         "priority": m.priority,
         "enabled": m.enabled,
         "max_output_tokens": m.max_output_tokens,
+        "over_budget": str(m.over_budget) if m.over_budget else None,
     }
 
 
@@ -39,15 +40,21 @@ def add(
     max_output_tokens: int | None = typer.Option(
         None, "--max-output-tokens", min=1, help="The model's output limit: no attempt asks for more."
     ),
+    over_budget: str | None = typer.Option(
+        None, "--over-budget", help="local:MODEL answers client keys over their budget (else they get 429)."
+    ),
 ) -> None:
     """Add a mapping from PATTERN to BACKEND."""
     ws = open_workspace()
     try:
         targets = tuple(Target.parse(f) for f in fallback)
+        spare = Target.parse(over_budget) if over_budget else None
     except ValueError as exc:
         raise MlxgwError(str(exc)) from None
     with ws.edit() as editor:
-        mapping = MappingSettings(pattern, backend, model, targets, priority, max_output_tokens=max_output_tokens)
+        mapping = MappingSettings(
+            pattern, backend, model, targets, priority, max_output_tokens=max_output_tokens, over_budget=spare
+        )
         editor.add_mapping(mapping, replace_existing=replace)
     note_sync(ws.last_sync)
     console.print(f"mapped [bold]{escape(pattern)}[/] → {escape(str(Target(backend, model)))}", highlight=False)
@@ -72,11 +79,11 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
     if as_json:
         emit_json([_mapping_json(m) for m in mappings + disabled])
         return
-    table = Table("pattern", "backend", "model", "fallbacks", "priority", "enabled")
+    table = Table("pattern", "backend", "model", "fallbacks", "over budget", "priority", "enabled")
     for m in mappings + disabled:
         cells = (
             m.pattern, m.backend, m.model or "(as requested)", ", ".join(str(t) for t in m.fallbacks) or "—",
-            str(m.priority), "yes" if m.enabled else "no",
+            str(m.over_budget) if m.over_budget else "—", str(m.priority), "yes" if m.enabled else "no",
         )
         table.add_row(*(Text(c) for c in cells))  # patterns like "[ab]*" are text, not rich markup
     console.print(table)

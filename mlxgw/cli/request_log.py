@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlxgw.cli.output import console, open_workspace, printable
+from mlxgw.errors import MlxgwError
 from mlxgw.store import request_log
 from mlxgw.store.tables import RequestLog, utcnow
 
@@ -32,7 +33,7 @@ def _print_rows(rows: list[RequestLog], as_json: bool, table: Table | None) -> N
         style = "red" if r.status >= 400 or r.error_kind else None
         cells = tuple(printable(c) for c in (
             r.time.strftime("%H:%M:%S"), r.protocol, r.requested_model, served, tried or "—", str(r.status),
-            f"{r.latency_ms:.0f}" if r.latency_ms is not None else "—", tokens, r.error_kind or "",
+            f"{r.latency_ms:.0f}" if r.latency_ms is not None else "—", tokens, _usd(r.cost_usd), r.error_kind or "",
         ))
         # Model names come from clients, error codes from upstreams: "[/oops]" is text to show, not
         # rich markup to interpret, and an escape sequence is shown escaped, not sent to the terminal.
@@ -52,7 +53,7 @@ def log_(
     rows = request_log.tail(tail)
     if not as_json and not follow:
         table = Table()
-        for name in ("time", "api", "model", "served by", "failed attempts", "status", "ms", "tokens in/out", "error"):
+        for name in ("time", "api", "model", "served by", "failed attempts", "status", "ms", "tokens in/out", "cost", "error"):
             table.add_column(name, overflow="fold")
         _print_rows(rows, False, table)
         console.print(table)
@@ -72,25 +73,42 @@ def log_(
         return
 
 
+def _usd(cost: float | None) -> str:
+    """A cost to the cent, or to four places below one cent; "—" when no price is known."""
+    if cost is None:
+        return "—"
+    return f"${cost:.2f}" if cost >= 0.01 or cost == 0 else f"${cost:.4f}"
+
+
 def stats(
     since: str = typer.Option("1h", "--since", help="Window to summarise, e.g. 15m, 1h, 7d."),
+    by: list[str] = typer.Option(
+        [], "--by", help="Group by backend, model, key or day (UTC); repeatable, e.g. --by key --by day. Default: backend."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Per-backend counts, failover rate, latency percentiles and tokens."""
+    """Per-backend (or --by model, key, day) counts, failover rate, latency percentiles, tokens and cost."""
+    groups = tuple(dict.fromkeys(by)) or ("backend",)
+    if unknown := [g for g in groups if g not in request_log.GROUPS]:
+        raise MlxgwError(f"bad --by {unknown[0]!r}: use {', '.join(request_log.GROUPS)}")
     open_workspace()
     window = request_log.parse_window(since)
-    summary = request_log.summary(utcnow() - window)
+    summary = request_log.summary(utcnow() - window, groups)
     if as_json:
-        print(json.dumps({"since": since, "backends": summary}, indent=2))
+        body = {"since": since, "backends": summary} if not by else {"since": since, "by": list(groups), "groups": summary}
+        print(json.dumps(body, indent=2))
         return
     if not summary:
         console.print(f"no requests in the last {since}")
         return
-    table = Table("backend", "requests", "errors", "failover rate", "p50 ms", "p95 ms", "tokens in", "tokens out", title=f"last {since}")
+    table = Table(*groups, "requests", "errors", "failover rate", "p50 ms", "p95 ms", "tokens in", "tokens out", title=f"last {since}")
+    table.add_column("cost", no_wrap=True)  # the figure people come for: whole, while other columns wrap
     for s in summary:
+        # Requests of unknown cost count $0 in the sum: marked, so that a low total is not taken at its word.
+        cost = _usd(s["cost_usd"]) + (f" +{s['unknown_cost']} unknown" if s["unknown_cost"] else "")
         table.add_row(
-            s["backend"], str(s["requests"]), str(s["errors"]), f"{s['failover_rate']:.1%}",
+            *(Text(printable(s[g])) for g in groups), str(s["requests"]), str(s["errors"]), f"{s['failover_rate']:.1%}",
             f"{s['p50_ms']:.0f}" if s["p50_ms"] is not None else "—", f"{s['p95_ms']:.0f}" if s["p95_ms"] is not None else "—",
-            str(s["input_tokens"]), str(s["output_tokens"]),
+            str(s["input_tokens"]), str(s["output_tokens"]), cost,
         )
     console.print(table)

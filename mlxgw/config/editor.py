@@ -55,6 +55,7 @@ class ConfigEditor:
             ("fallbacks", [str(t) for t in mapping.fallbacks]),
             ("priority", mapping.priority),
             ("max_output_tokens", mapping.max_output_tokens),
+            ("over_budget", str(mapping.over_budget) if mapping.over_budget else None),
         ):
             if value:
                 table[key] = value

@@ -1,6 +1,7 @@
 """The commented config a fresh home starts with: what `$EDITOR "$(mlxgw config path)"` opens.
 Its numbers are the defaults of `mlxgw.settings`, so the two never disagree."""
 
+from mlxgw.pricing import PRICES_AS_OF
 from mlxgw.settings import LocalSettings, Policy, ServerSettings
 
 DEFAULT_CONFIG = """\
@@ -71,5 +72,17 @@ idle_unload_s = {L.idle_unload_s:g}          # a model unused this long is unloa
 # priority = 0
 # max_output_tokens = 16384                    # optional: the model's output limit; every attempt of this
 #                                              # mapping asks for at most that (and the backend's own, if lower)
-""".format(S=ServerSettings(), P=Policy(), L=LocalSettings(),
+# over_budget = "local:demo"                   # optional: a client key over its daily or monthly budget
+#                                              # (`mlxgw keys create NAME --daily-usd 5`) is answered by this
+#                                              # local model instead; without it, such a key gets 429
+
+# Prices in USD per million tokens, for the cost of each request (`mlxgw stats --by key --by day`) and
+# client keys' budgets. mlxgw ships estimates for common OpenAI and Anthropic models (as of {PRICES_AS_OF});
+# an entry here replaces them. "MODEL" applies on every cloud backend, "BACKEND:MODEL" on one; fnmatch
+# patterns work. cached: prompt tokens read from the cache; cache_write: written to it (default: input).
+# [pricing]
+# "gpt-4o" = {{ input = 2.5, output = 10, cached = 1.25 }}
+# "claude-sonnet-4*" = {{ input = 3, output = 15, cached = 0.3, cache_write = 3.75 }}
+# "groq:*" = {{ input = 0.59, output = 0.79 }}
+""".format(S=ServerSettings(), P=Policy(), L=LocalSettings(), PRICES_AS_OF=PRICES_AS_OF,
            metrics_open=str(ServerSettings().metrics_open_on_loopback).lower())

@@ -20,6 +20,8 @@ from mlxgw.settings import (
     LocalSettings,
     MappingSettings,
     Policy,
+    Price,
+    PriceRule,
     ServerSettings,
     Settings,
     Target,
@@ -34,7 +36,7 @@ BACKEND_KEYS = {"type", "base_url", "api_key", "api_key_env", "max_output_tokens
 def parse_settings(path: Path, data: dict[str, Any], text: str) -> Settings:
     where = Locator(path, text)
     for key in data:
-        if key not in ("server", "local", "backends", "mappings"):
+        if key not in ("server", "local", "backends", "mappings", "pricing"):
             raise where.error(f"unknown section {key!r}", (), key)
 
     server_raw = table(data, "server", where)
@@ -93,6 +95,7 @@ def parse_settings(path: Path, data: dict[str, Any], text: str) -> Settings:
         backends=backends,
         mappings=mappings,
         default_policy=default_policy,
+        pricing=_pricing(table(data, "pricing", where), backends, where),
         plaintext_keys=plaintext,
     )
 
@@ -172,13 +175,17 @@ def _mapping(raw: Any, i: int, backends: dict[str, BackendSettings], where: Loca
         fallbacks.append(target)
     if 1 + len(fallbacks) > MAX_CHAIN:
         raise where.error(f"a chain is at most {MAX_CHAIN} attempts", at, "fallbacks")
+    over_budget = _over_budget(raw, where, at)
     fallback_on = tuple(get(raw, "fallback_on", list, [], where, at))
     for reason in fallback_on:
         if reason != "context_length":
             raise where.error(f"unknown fallback_on reason {reason!r} (known: context_length)", at, "fallback_on")
     reject_unknown(
         raw,
-        {"pattern", "backend", "model", "fallbacks", "priority", "enabled", "fallback_on", "max_output_tokens"},
+        {
+            "pattern", "backend", "model", "fallbacks", "priority", "enabled", "fallback_on", "max_output_tokens",
+            "over_budget",
+        },
         where,
         at,
     )
@@ -191,7 +198,56 @@ def _mapping(raw: Any, i: int, backends: dict[str, BackendSettings], where: Loca
         enabled=get(raw, "enabled", bool, True, where, at),
         fallback_on=fallback_on,
         max_output_tokens=_ceiling(raw, where, at),
+        over_budget=over_budget,
     )
+
+
+def _over_budget(raw: dict, where: Locator, at: tuple) -> Target | None:
+    """A local model only: a key over its budget must not reach another paid backend."""
+    text = get(raw, "over_budget", str, None, where, at)
+    if text is None:
+        return None
+    try:
+        target = Target.parse(text)
+    except ValueError:
+        target = None
+    if target is None or target.backend != LOCAL or not target.model:
+        raise where.error(f"expected \"local:MODEL\" (a local model answers keys over their budget), not {text!r}", at, "over_budget")
+    return target
+
+
+PRICE_FIELDS = ("input", "output", "cached", "cache_write")
+
+
+def _pricing(raw: dict, backends: dict[str, BackendSettings], where: Locator) -> tuple[PriceRule, ...]:
+    """[pricing]: "MODEL" (any cloud backend) or "BACKEND:MODEL" = { input = …, output = …, cached = …,
+    cache_write = … } in USD per million tokens; MODEL may be an fnmatch pattern. A prefix that names
+    no configured backend is part of the model name (Ollama's "llama3:8b")."""
+    at = ("pricing",)
+    rules = []
+    for key, entry in raw.items():
+        backend, sep, model = key.partition(":")
+        if sep and backend == LOCAL:
+            raise where.error("local models cost nothing; price cloud models only", at, key)
+        if not (sep and backend in backends):
+            backend, model = None, key
+        if not model.strip():
+            raise where.error("expected \"MODEL\" or \"BACKEND:MODEL\"", at, key)
+        if not isinstance(entry, dict):
+            raise where.error("must be a table of USD per million tokens, like { input = 2.5, output = 10 }", at, key)
+        for name in entry:
+            if name not in PRICE_FIELDS:
+                raise where.error(f"unknown price {name!r} (known: {', '.join(PRICE_FIELDS)})", at, key)
+        values = {}
+        for name in PRICE_FIELDS:
+            value = entry.get(name)
+            if value is None and name in ("input", "output"):
+                raise where.error(f"missing {name!r} (USD per million tokens)", at, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+                raise where.error(f"{name} must be a number of USD per million tokens, 0 or more", at, key)
+            values[name] = None if value is None else float(value)
+        rules.append(PriceRule(model, Price(**values), backend))
+    return tuple(rules)
 
 
 def _ceiling(raw: dict, where: Locator, at: tuple) -> int | None:

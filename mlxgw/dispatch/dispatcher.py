@@ -23,8 +23,8 @@ from mlxgw.dispatch.breaker import Breaker, Breakers, Permit
 from mlxgw.dispatch.client_names import in_client_names
 from mlxgw.dispatch.pacing import nothing, paced, watched
 from mlxgw.dispatch.retries import retry_limits, with_retries
-from mlxgw.dispatch.route_table import Route, RouteTable
-from mlxgw.errors import GatewayError, Unsupported, UpstreamError
+from mlxgw.dispatch.route_table import Attempt, Route, RouteTable
+from mlxgw.errors import GatewayError, OverLimit, Unsupported, UpstreamError
 from mlxgw.settings import LOCAL, Policy, Settings
 
 log = logging.getLogger("mlxgw.dispatch")
@@ -96,9 +96,12 @@ class Dispatcher:
         key = f"{LOCAL}:{model}" if backend == LOCAL else backend
         return self.breakers.get(key, policy.breaker_failures, policy.breaker_cooldown_s)
 
-    async def open(self, request: ChatRequest, trace: list[AttemptRecord]) -> Opened:
-        """Walk the chain until an attempt starts answering. `trace` receives one record per attempt."""
+    async def open(self, request: ChatRequest, trace: list[AttemptRecord], *, over_budget: OverLimit | None = None) -> Opened:
+        """Walk the chain until an attempt starts answering. `trace` receives one record per attempt.
+        `over_budget`: the client key is over a budget, so only local models may answer."""
         route = self.route(request.model)
+        if over_budget is not None:
+            route = within_budget(route, over_budget, trace)
         request.output_ceiling = route.mapping.max_output_tokens
 
         async def one_try(backend, breaker: Breaker, policy: Policy, model: str, deadline: float) -> Opened:
@@ -209,6 +212,28 @@ class Dispatcher:
         breaker.succeeded(permit)
         tail = watched(answer, breaker) if request.stream else nothing(answer)
         return Opened(backend.name, model, head, tail)
+
+
+# ---- budget exhausted → local ----------------------------------------------------------------
+
+
+def within_budget(route: Route, over_budget: OverLimit, trace: list[AttemptRecord]) -> Route:
+    """The chain a client key over its budget may take: its local attempts as they are, each paid
+    one replaced by the mapping's `over_budget` local model (or dropped, without one), each such
+    skip recorded in `trace` as error "over_budget". Refused with `over_budget` when none is left."""
+    target = route.mapping.over_budget
+    chain: list[Attempt] = []
+    for attempt in route.chain:
+        if attempt.backend != LOCAL:
+            trace.append(AttemptRecord(attempt.backend, attempt.model, error="over_budget"))
+            if target is None:
+                continue
+            attempt = Attempt(LOCAL, target.model)
+        if attempt not in chain:
+            chain.append(attempt)
+    if not chain:
+        raise over_budget
+    return Route(route.mapping, tuple(chain))
 
 
 def _permit(breaker: Breaker, name: str) -> Permit:

@@ -83,7 +83,7 @@ def local_models(mappings: tuple[MappingSettings, ...] | list[MappingSettings]) 
     names: dict[str, str] = {}
     for m in mappings:
         targets = [Target(m.backend, m.model or (None if is_pattern(m.pattern) else m.pattern))]
-        targets += list(m.fallbacks)
+        targets += [*m.fallbacks, *([m.over_budget] if m.over_budget else [])]
         for t in targets:
             if t.backend == LOCAL and t.model:
                 names[t.model] = local_path(t.model)

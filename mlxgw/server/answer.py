@@ -14,9 +14,10 @@ from mlxgw.canonical import ChatRequest, collect
 from mlxgw.dispatch.dispatcher import AttemptRecord, Opened
 from mlxgw.errors import GatewayError
 from mlxgw.server.appkeys import DISPATCHER, METRICS, REQUEST_LOG, STATE
+from mlxgw.server.auth import admit
 from mlxgw.server.keepalive import KeepAlive
 from mlxgw.server.ledger import Ledger
-from mlxgw.server.middleware import TRIED, internal_error, request_id, wire_for
+from mlxgw.server.middleware import OVER_BUDGET, TRIED, internal_error, request_id, wire_for
 from mlxgw.server.request_body import read_json
 from mlxgw.server.responses import Turn
 from mlxgw.wires import responses
@@ -48,7 +49,7 @@ def _passthrough(opened: Opened) -> bool:
 
 
 async def _open(dispatcher, creq: ChatRequest, ledger: Ledger, turn: Turn | None) -> Opened:
-    opened = await dispatcher.open(creq, ledger.attempts)
+    opened = await dispatcher.open(creq, ledger.attempts, over_budget=ledger.request.get(OVER_BUDGET))
     if turn is not None:
         try:
             turn.check(_passthrough(opened))
@@ -60,7 +61,7 @@ async def _open(dispatcher, creq: ChatRequest, ledger: Ledger, turn: Turn | None
 
 async def chat(request: web.Request) -> web.StreamResponse:
     wire = wire_for(request)
-    ledger = Ledger(request, wire.name)
+    ledger = Ledger(request, wire.name, request.app[STATE].settings.pricing)
     request[TRIED] = ledger.attempts
     try:
         body = await read_json(request)
@@ -68,6 +69,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
         turn = await Turn.begin(request, body) if wire is responses else None
         creq = wire.parse_request(turn.body if turn else body, request.headers)
         ledger.model, ledger.stream = creq.model, creq.stream
+        await admit(request)
         opening = _open(request.app[DISPATCHER], creq, ledger, turn)
         if creq.stream:
             return await _stream(request, wire, creq, opening, ledger, turn)

@@ -8,10 +8,12 @@ import logging
 import time
 
 from aiohttp import web
+from peewee import DatabaseError
 
-from mlxgw.errors import GatewayError
+from mlxgw.errors import GatewayError, OverLimit
 from mlxgw.server.appkeys import SETTINGS, STATE
-from mlxgw.store import client_keys
+from mlxgw.server.middleware import CLIENT_KEY, OVER_BUDGET
+from mlxgw.store import client_keys, usage_limits
 from mlxgw.store.tables import db
 
 log = logging.getLogger("mlxgw.server")
@@ -37,6 +39,7 @@ def require_client_key(request: web.Request) -> None:
         if name is None:
             raise GatewayError("authentication", "invalid API key")
         _note_use(state.key_last_used, name)
+        request[CLIENT_KEY] = name
     elif request.app[SETTINGS].server.needs_keys:
         raise GatewayError(
             "authentication",
@@ -71,6 +74,31 @@ def _note_use(last_used: dict[str, float], name: str) -> None:
         # Off the event loop: a store another process keeps busy would hold every request up to
         # SQLite's busy timeout, then fail this one; the last use is bookkeeping, not the answer.
         asyncio.get_running_loop().run_in_executor(None, _touch, name)
+
+
+async def admit(request: web.Request) -> None:
+    """Let a chat request in under its client key's limits (rpm, tpm, budgets), or raise OverLimit
+    (429). A key over a budget is let in with OVER_BUDGET set: only a local model may answer it.
+    Listing models and counting tokens are not limited. Off the event loop, as `_touch` is: the
+    counters are a store write that another process may hold up for seconds."""
+    name = request.get(CLIENT_KEY)
+    if name not in request.app[STATE].limited_keys:
+        return
+    try:
+        over_budget = await asyncio.get_running_loop().run_in_executor(None, _admit_now, name)
+    except DatabaseError as exc:
+        # Limits that cannot be checked are not waived: the caller may retry.
+        log.warning("could not check the limits of client key %r: %s", name, exc)
+        raise GatewayError("unavailable", "the gateway could not check this key's limits (its store is busy); try again") from None
+    if over_budget is not None:
+        request[OVER_BUDGET] = over_budget
+
+
+def _admit_now(name: str) -> OverLimit | None:
+    try:
+        return usage_limits.admit(name, time.time())
+    finally:
+        db.obj.close()  # this worker thread's connection
 
 
 def _touch(name: str) -> None:

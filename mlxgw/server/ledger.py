@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 from aiohttp import web
 
+from mlxgw import pricing
 from mlxgw.backends.base import Item, RawFrame
 from mlxgw.canonical import Start, Usage, merge_usage
 from mlxgw.dispatch.dispatcher import AttemptRecord
 from mlxgw.errors import GatewayError
-from mlxgw.server.middleware import request_id
+from mlxgw.server.middleware import CLIENT_KEY, request_id
+from mlxgw.settings import LOCAL, PriceRule
+
+log = logging.getLogger("mlxgw.server")
 
 
 class Ledger:
     """One request's row of the request log."""
 
-    def __init__(self, request: web.Request, protocol: str) -> None:
+    def __init__(self, request: web.Request, protocol: str, prices: tuple[PriceRule, ...]) -> None:
         self.request = request
         self.protocol = protocol
+        self.prices = prices  # [pricing], for the row's cost
         self.started = time.monotonic()
         self.first_byte: float | None = None
         self.model = ""
@@ -28,11 +34,13 @@ class Ledger:
         self.usage = Usage()
         self.status = 200
         self.error_kind: str | None = None
+        self.client_key: str | None = request.get(CLIENT_KEY)
 
     def observe(self, item: Item) -> None:
         for ev in item.events if isinstance(item, RawFrame) else (item,):
-            if isinstance(ev, Start) and ev.input_tokens is not None:
-                self.usage.input_tokens = ev.input_tokens
+            if isinstance(ev, Start):
+                # A stream's start carries the prompt's size, its cache reads and writes apart (Anthropic).
+                merge_usage(self.usage, Usage(ev.input_tokens, None, ev.cache_read_tokens, ev.cache_write_tokens))
             elif isinstance(ev, Usage):
                 merge_usage(self.usage, ev)
 
@@ -48,6 +56,7 @@ class Ledger:
     def row(self) -> dict:
         served = next((a for a in reversed(self.attempts) if a.error is None), None)
         ms = 1000.0
+        cost = self.cost_usd(served)
         return {
             "request_id": request_id(self.request),
             "protocol": self.protocol,
@@ -63,4 +72,22 @@ class Ledger:
             "input_tokens": self.usage.input_tokens,
             "output_tokens": self.usage.output_tokens,
             "error_kind": self.error_kind,
+            "client_key": self.client_key,
+            "cost_usd": cost,
         }
+
+    def cost_usd(self, served: AttemptRecord | None) -> float | None:
+        """What the answer cost at [pricing]'s prices (0 locally); None when its price or its usage is unknown."""
+        if served is None:
+            return None
+        where = (served.backend, served.model)
+        if served.backend != LOCAL and where not in _unpriced and pricing.price_for(*where, self.prices) is None:
+            _unpriced.add(where)
+            log.warning(
+                "no price for %s:%s: its requests are logged without a cost and count $0 toward budgets; "
+                "add it under [pricing]", *where,
+            )
+        return pricing.cost_usd(served.backend, served.model, self.usage, self.prices)
+
+
+_unpriced: set[tuple[str, str]] = set()  # warned once per daemon

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 
 from aiohttp import web
 
-from mlxgw.errors import GatewayError, UpstreamError
+from mlxgw.errors import GatewayError, OverLimit, UpstreamError
 from mlxgw.wires import client_wire
 from mlxgw.wires.base import Wire
 
@@ -17,7 +18,11 @@ REQUEST_ID = web.RequestKey("request_id", str)
 TRIED = web.RequestKey("tried", list)  # the dispatcher's attempt records, for the error headers
 # A streamed answer whose status line and headers are sent: no other answer may follow.
 ANSWER_STARTED = web.RequestKey("answer_started", web.StreamResponse)
+CLIENT_KEY = web.RequestKey("client_key", str)  # the name of the client key presented (auth sets it)
+# The budget a limited client key is over (auth finds it): only a local model may answer it.
+OVER_BUDGET = web.RequestKey("over_budget", OverLimit)
 MAX_RETRY_AFTER_S = 86400.0
+SDK_RETRY_AFTER_MAX_S = 60.0
 
 
 def wire_for(request: web.Request) -> Wire:
@@ -41,6 +46,12 @@ def error_response(request: web.Request, err: GatewayError) -> web.Response:
             headers["x-should-retry"] = "false"
         if err.retry_after is not None:
             headers["retry-after"] = str(max(1, round(min(err.retry_after, MAX_RETRY_AFTER_S))))
+    elif isinstance(err, OverLimit):
+        headers["retry-after"] = str(max(1, math.ceil(err.retry_after)))
+        if err.retry_after > SDK_RETRY_AFTER_MAX_S:
+            # The SDKs wait out a Retry-After of a minute at most, else retry on their own backoff:
+            # retries that could only be refused again.
+            headers["x-should-retry"] = "false"
     return web.json_response(body, status=status, headers=headers)
 
 

@@ -31,6 +31,7 @@ class LiveState:
         self.on_settings = on_settings  # told the settings after every load, e.g. the local backend's [local]
         self.routes = RouteTable([])
         self.client_keys: dict[str, str] = {}
+        self.limited_keys: set[str] = set()  # names of the keys with limits: their requests ask the store
         self.key_last_used: dict[str, float] = {}  # monotonic time each client key was last recorded used
         self._seen: tuple = ()
 
@@ -76,6 +77,7 @@ class LiveState:
             self.on_settings(self.workspace.settings)
         self.routes = RouteTable(load_mappings())
         self.client_keys = client_keys.hashes()
+        self.limited_keys = client_keys.limited()
         self._seen = self._fingerprint()
 
 

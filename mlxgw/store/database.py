@@ -9,7 +9,7 @@ from pathlib import Path
 from peewee import DatabaseError, OperationalError, SqliteDatabase
 
 from mlxgw.errors import MlxgwError
-from mlxgw.store.tables import TABLES, Meta, StoredResponse, db
+from mlxgw.store.tables import TABLES, KeyUsage, Meta, StoredResponse, db
 
 
 def _v1(database: SqliteDatabase) -> None:
@@ -27,11 +27,33 @@ def _v3(database: SqliteDatabase) -> None:
     database.create_tables([StoredResponse], safe=True)
 
 
+SPEND_COLUMNS = {
+    "requestlog": {"client_key": "TEXT", "cost_usd": "REAL"},
+    "clientkey": {
+        "rpm": "INTEGER", "tpm": "INTEGER", "daily_usd": "REAL", "monthly_usd": "REAL",
+        "rpm_clear_at": "REAL NOT NULL DEFAULT 0", "tpm_clear_at": "REAL NOT NULL DEFAULT 0",
+    },
+    "mapping": {"over_budget": "TEXT"},
+}
+
+
+def _v4(database: SqliteDatabase) -> None:
+    """Spend and limits: each request's cost and client key, keys' limits and counters, the
+    mappings' over_budget target. Only what a store _v1 made before them lacks is added."""
+    for table, columns in SPEND_COLUMNS.items():
+        present = {column.name for column in database.get_columns(table)}
+        for name, sql_type in columns.items():
+            if name not in present:
+                database.execute_sql(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
+    database.execute_sql("CREATE INDEX IF NOT EXISTS requestlog_client_key ON requestlog (client_key)")
+    database.create_tables([KeyUsage], safe=True)
+
+
 # How long SQLite itself retries a store another connection is writing, before "database is locked".
 BUSY_TIMEOUT_MS = 5000
 
 # Append-only: each entry moves the schema one version up. Never edit a released step.
-MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1, _v2, _v3, _v4]
 
 
 def open_db(path: Path) -> SqliteDatabase:

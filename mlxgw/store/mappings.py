@@ -19,6 +19,7 @@ def load_mappings() -> list[MappingSettings]:
             enabled=row.enabled,
             fallback_on=tuple(json.loads(row.fallback_on)),
             max_output_tokens=row.max_output_tokens,
+            over_budget=Target.parse(row.over_budget) if row.over_budget else None,
         )
         for row in Mapping.select().order_by(Mapping.position)
     ]

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from peewee import Case, fn
 
 from mlxgw.errors import MlxgwError
+from mlxgw.store import usage_limits
 from mlxgw.store.tables import RequestLog, db, utcnow
 
 log = logging.getLogger("mlxgw.requestlog")
@@ -84,8 +85,9 @@ class RequestLogWriter:
 
 
 def _insert(rows: list[dict]) -> None:
-    with db.obj.atomic():
+    with db.obj.atomic():  # the rows and their keys' counters together, or neither
         RequestLog.insert_many(rows).execute()
+        usage_limits.charge(rows, time.time())
     db.obj.close()  # this thread's connection; the next batch opens its own
 
 
@@ -126,6 +128,8 @@ def as_json(r: RequestLog) -> dict:
         "input_tokens": r.input_tokens,
         "output_tokens": r.output_tokens,
         "error": r.error_kind,
+        "client_key": r.client_key,
+        "cost_usd": r.cost_usd,
     }
 
 
@@ -188,29 +192,47 @@ def counts(start: dt.datetime) -> dict[str, int]:
     return {"total": total, "errors": errors or 0}
 
 
-def summary(start: dt.datetime) -> list[dict]:
-    """Per backend (None: "(none)") since `start`: requests, errors, failovers, latency p50/p95
-    and tokens."""
-    backend = fn.COALESCE(fn.NULLIF(RequestLog.backend, ""), "(none)")
+def _named(column):
+    return fn.COALESCE(fn.NULLIF(column, ""), "(none)")
+
+
+# What `summary` can group by: the backend and model that answered, the client key, the UTC day.
+GROUPS = {
+    "backend": _named(RequestLog.backend),
+    "model": _named(RequestLog.model),
+    "key": _named(RequestLog.client_key),
+    "day": fn.DATE(RequestLog.time).coerce(False),  # "2026-05-01", not read back as a datetime
+}
+
+
+def summary(start: dt.datetime, by: tuple[str, ...] = ("backend",)) -> list[dict]:
+    """Per group of `by` (GROUPS; None: "(none)") since `start`: requests, errors, failovers,
+    latency p50/p95, tokens and cost (`unknown_cost`: answered requests whose model has no price or
+    whose backend reported no usage: they count $0 in `cost_usd`)."""
+    keys = [GROUPS[name] for name in by]
     groups = (
         RequestLog.select(
-            backend.alias("backend"),
+            *(key.alias(name) for name, key in zip(by, keys, strict=True)),
             fn.COUNT(RequestLog.id).alias("requests"),
             _count_if(FAILED).alias("errors"),
             _count_if(RequestLog.fallbacks != 0).alias("failovers"),
             fn.COUNT(RequestLog.latency_ms).alias("timed"),
             fn.SUM(fn.COALESCE(RequestLog.input_tokens, 0)).alias("input_tokens"),
             fn.SUM(fn.COALESCE(RequestLog.output_tokens, 0)).alias("output_tokens"),
+            fn.SUM(fn.COALESCE(RequestLog.cost_usd, 0)).alias("cost_usd"),
+            _count_if(RequestLog.backend.is_null(False) & RequestLog.cost_usd.is_null()).alias("unknown_cost"),
         )
         .where(RequestLog.time >= start)
-        .group_by(backend)
+        .group_by(*keys)
         .dicts()
     )
     out = []
-    for g in sorted(groups, key=lambda g: g["backend"]):
-        latency = (RequestLog.time >= start) & (backend == g["backend"]) & RequestLog.latency_ms.is_null(False)
+    for g in sorted(groups, key=lambda g: tuple(str(g[name]) for name in by)):
+        latency = (RequestLog.time >= start) & RequestLog.latency_ms.is_null(False)
+        for name, key in zip(by, keys, strict=True):
+            latency &= key == g[name]
         out.append({
-            "backend": g["backend"],
+            **{name: str(g[name]) for name in by},
             "requests": g["requests"],
             "errors": g["errors"],
             "failovers": g["failovers"],
@@ -219,6 +241,8 @@ def summary(start: dt.datetime) -> list[dict]:
             "p95_ms": _percentile(latency, g["timed"], 0.95),
             "input_tokens": g["input_tokens"],
             "output_tokens": g["output_tokens"],
+            "cost_usd": round(g["cost_usd"] or 0.0, 6),
+            "unknown_cost": g["unknown_cost"] or 0,
         })
     return out
 

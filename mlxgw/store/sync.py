@@ -48,13 +48,14 @@ def _mapping_row(position: int, m: MappingSettings) -> dict:
         "enabled": m.enabled,
         "fallback_on": json.dumps(list(m.fallback_on)),
         "max_output_tokens": m.max_output_tokens,
+        "over_budget": str(m.over_budget) if m.over_budget else None,
     }
 
 
 def _current_rows() -> list[dict]:
     fields = (
         "position", "pattern", "backend", "model", "fallbacks", "priority", "enabled", "fallback_on",
-        "max_output_tokens",
+        "max_output_tokens", "over_budget",
     )
     return [
         {f: getattr(r, f) for f in fields} for r in Mapping.select().order_by(Mapping.position)

@@ -7,6 +7,7 @@ import datetime as dt
 from peewee import (
     BooleanField,
     DatabaseProxy,
+    DateField,
     DateTimeField,
     FloatField,
     IntegerField,
@@ -43,6 +44,7 @@ class Mapping(BaseModel):
     enabled = BooleanField(default=True)
     fallback_on = TextField(default="[]")
     max_output_tokens = IntegerField(null=True)
+    over_budget = TextField(null=True)  # "local:MODEL" for client keys over their budget
 
 
 class Credential(BaseModel):
@@ -61,6 +63,15 @@ class ClientKey(BaseModel):
     prefix = TextField()
     created_at = DateTimeField(default=utcnow)
     last_used_at = DateTimeField(null=True)
+    # Limits (None: none). Budgets are USD per UTC day / month, from the request log's costs.
+    rpm = IntegerField(null=True)
+    tpm = IntegerField(null=True)
+    daily_usd = FloatField(null=True)
+    monthly_usd = FloatField(null=True)
+    # Token buckets as GCRA keeps them: the Unix time at which everything admitted (rpm) or used
+    # (tpm) so far is paid off at the limit's rate. One number per limit, moved by one UPDATE.
+    rpm_clear_at = FloatField(default=0.0)
+    tpm_clear_at = FloatField(default=0.0)
 
 
 class RequestLog(BaseModel):
@@ -79,6 +90,8 @@ class RequestLog(BaseModel):
     input_tokens = IntegerField(null=True)
     output_tokens = IntegerField(null=True)
     error_kind = TextField(null=True)
+    client_key = TextField(null=True, index=True)  # the name of the key the client presented
+    cost_usd = FloatField(null=True)  # 0 for local models; None: no price known, or nothing answered
 
 
 class StoredResponse(BaseModel):
@@ -91,4 +104,18 @@ class StoredResponse(BaseModel):
     input_items = TextField()  # JSON: every input item the answer saw, earlier turns included
 
 
-TABLES = [Meta, Mapping, Credential, ClientKey, RequestLog, StoredResponse]
+class KeyUsage(BaseModel):
+    """What one client key used on one UTC day: its budgets' counters, kept apart from the request
+    log so that pruning the log does not reset them."""
+
+    key = TextField()  # the client key's name
+    day = DateField()
+    requests = IntegerField(default=0)
+    tokens = IntegerField(default=0)
+    cost_usd = FloatField(default=0.0)
+
+    class Meta:
+        indexes = ((("key", "day"), True),)
+
+
+TABLES = [Meta, Mapping, Credential, ClientKey, RequestLog, StoredResponse, KeyUsage]
