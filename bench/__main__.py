@@ -29,11 +29,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--connections", type=int, default=500)
     p.add_argument("--duration", type=float, default=30.0)
 
+    p = sub.add_parser("agent", help="recorded Claude Code and Codex sessions on the demo model: mlxgw vs mlx_lm.server")
+    p.add_argument("--agent", choices=["claude", "codex", "all"], default="all")
+    p.add_argument("--turns", type=int, default=None, help="replay only the first N recorded turns (default all)")
+    p.add_argument("--again", type=int, default=2, help="turns replayed after the restart (default 2)")
+    p.add_argument("--max-tokens", type=int, default=32, help="output limit of every turn (default 32)")
+    p.add_argument("--runs", type=int, default=3, help="replays of each session, fresh servers each (median reported)")
+
     args = parser.parse_args(argv)
     if args.command == "overhead":
         from bench import overhead as mod
     elif args.command == "local":
         from bench import local as mod
+    elif args.command == "agent":
+        from bench import agent as mod
     elif args.command == "failover":
         from bench import failover as mod
     else:
