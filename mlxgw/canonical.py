@@ -227,6 +227,7 @@ class Usage:
     output_tokens: int | None = None
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None
+    prefill_ms: float | None = None  # the local worker's own time from admitting the prompt to the first token
 
 
 @dataclass
@@ -329,7 +330,7 @@ def collect(events: list[Event]) -> ChatResponse:
 
 
 def merge_usage(into: Usage, new: Usage) -> None:
-    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "prefill_ms"):
         value = getattr(new, name)
         if value is not None:
             setattr(into, name, value)

@@ -33,7 +33,8 @@ def _print_rows(rows: list[RequestLog], as_json: bool, table: Table | None) -> N
         style = "red" if r.status >= 400 or r.error_kind else None
         cells = tuple(printable(c) for c in (
             r.time.strftime("%H:%M:%S"), r.protocol, r.requested_model, served, tried or "—", str(r.status),
-            f"{r.latency_ms:.0f}" if r.latency_ms is not None else "—", tokens, _usd(r.cost_usd), r.error_kind or "",
+            f"{r.latency_ms:.0f}" if r.latency_ms is not None else "—", tokens,
+            str(r.cached_tokens) if r.cached_tokens is not None else "—", _usd(r.cost_usd), r.error_kind or "",
         ))
         # Model names come from clients, error codes from upstreams: "[/oops]" is text to show, not
         # rich markup to interpret, and an escape sequence is shown escaped, not sent to the terminal.
@@ -53,7 +54,7 @@ def log_(
     rows = request_log.tail(tail)
     if not as_json and not follow:
         table = Table()
-        for name in ("time", "api", "model", "served by", "failed attempts", "status", "ms", "tokens in/out", "cost", "error"):
+        for name in ("time", "api", "model", "served by", "failed attempts", "status", "ms", "tokens in/out", "cached", "cost", "error"):
             table.add_column(name, overflow="fold")
         _print_rows(rows, False, table)
         console.print(table)
@@ -87,7 +88,8 @@ def stats(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Per-backend (or --by model, key, day) counts, failover rate, latency percentiles, tokens and cost."""
+    """Per-backend (or --by model, key, day) counts, failover rate, latency percentiles, tokens, the
+    cache hit ratio (cached / all prompt tokens) and cost."""
     groups = tuple(dict.fromkeys(by)) or ("backend",)
     if unknown := [g for g in groups if g not in request_log.GROUPS]:
         raise MlxgwError(f"bad --by {unknown[0]!r}: use {', '.join(request_log.GROUPS)}")
@@ -101,7 +103,10 @@ def stats(
     if not summary:
         console.print(f"no requests in the last {since}")
         return
-    table = Table(*groups, "requests", "errors", "failover rate", "p50 ms", "p95 ms", "tokens in", "tokens out", title=f"last {since}")
+    table = Table(
+        *groups, "requests", "errors", "failover rate", "p50 ms", "p95 ms", "tokens in", "tokens out", "cached",
+        "cache hits", title=f"last {since}",
+    )
     table.add_column("cost", no_wrap=True)  # the figure people come for: whole, while other columns wrap
     for s in summary:
         # Requests of unknown cost count $0 in the sum: marked, so that a low total is not taken at its word.
@@ -109,6 +114,7 @@ def stats(
         table.add_row(
             *(Text(printable(s[g])) for g in groups), str(s["requests"]), str(s["errors"]), f"{s['failover_rate']:.1%}",
             f"{s['p50_ms']:.0f}" if s["p50_ms"] is not None else "—", f"{s['p95_ms']:.0f}" if s["p95_ms"] is not None else "—",
-            str(s["input_tokens"]), str(s["output_tokens"]), cost,
+            str(s["input_tokens"]), str(s["output_tokens"]), str(s["cached_tokens"]),
+            f"{s['cache_hit_ratio']:.1%}" if s["cache_hit_ratio"] is not None else "—", cost,
         )
     console.print(table)

@@ -57,6 +57,7 @@ class Ledger:
         served = next((a for a in reversed(self.attempts) if a.error is None), None)
         ms = 1000.0
         cost = self.cost_usd(served)
+        ttft_ms = round((self.first_byte - self.started) * ms, 2) if self.first_byte else None
         return {
             "request_id": request_id(self.request),
             "protocol": self.protocol,
@@ -68,13 +69,23 @@ class Ledger:
             "status": self.status,
             "stream": self.stream,
             "latency_ms": round((time.monotonic() - self.started) * ms, 2),
-            "ttft_ms": round((self.first_byte - self.started) * ms, 2) if self.first_byte else None,
+            "ttft_ms": ttft_ms,
             "input_tokens": self.usage.input_tokens,
             "output_tokens": self.usage.output_tokens,
+            "cached_tokens": self.usage.cache_read_tokens,
+            "cache_write_tokens": self.usage.cache_write_tokens,
+            "prefill_ms": self.prefill_ms(served, ttft_ms),
             "error_kind": self.error_kind,
             "client_key": self.client_key,
             "cost_usd": cost,
         }
+
+    def prefill_ms(self, served: AttemptRecord | None, ttft_ms: float | None) -> float | None:
+        """The local worker's own prefill time, else (an answer cut short) the time to first byte;
+        None for a cloud answer, whose prefill cannot be told apart from the network."""
+        if served is None or served.backend != LOCAL:
+            return None
+        return self.usage.prefill_ms if self.usage.prefill_ms is not None else ttft_ms
 
     def cost_usd(self, served: AttemptRecord | None) -> float | None:
         """What the answer cost at [pricing]'s prices (0 locally); None when its price or its usage is unknown."""

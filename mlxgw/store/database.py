@@ -49,11 +49,22 @@ def _v4(database: SqliteDatabase) -> None:
     database.create_tables([KeyUsage], safe=True)
 
 
+CACHE_COLUMNS = {"cached_tokens": "INTEGER", "cache_write_tokens": "INTEGER", "prefill_ms": "REAL"}
+
+
+def _v5(database: SqliteDatabase) -> None:
+    """The request log gains each request's cache reads and writes and its prefill time."""
+    present = {column.name for column in database.get_columns("requestlog")}
+    for name, sql_type in CACHE_COLUMNS.items():
+        if name not in present:
+            database.execute_sql(f"ALTER TABLE requestlog ADD COLUMN {name} {sql_type}")
+
+
 # How long SQLite itself retries a store another connection is writing, before "database is locked".
 BUSY_TIMEOUT_MS = 5000
 
 # Append-only: each entry moves the schema one version up. Never edit a released step.
-MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1, _v2, _v3, _v4, _v5]
 
 
 def open_db(path: Path) -> SqliteDatabase:

@@ -127,6 +127,9 @@ def as_json(r: RequestLog) -> dict:
         "ttft_ms": r.ttft_ms,
         "input_tokens": r.input_tokens,
         "output_tokens": r.output_tokens,
+        "cached_tokens": r.cached_tokens,
+        "cache_write_tokens": r.cache_write_tokens,
+        "prefill_ms": r.prefill_ms,
         "error": r.error_kind,
         "client_key": r.client_key,
         "cost_usd": r.cost_usd,
@@ -207,8 +210,9 @@ GROUPS = {
 
 def summary(start: dt.datetime, by: tuple[str, ...] = ("backend",)) -> list[dict]:
     """Per group of `by` (GROUPS; None: "(none)") since `start`: requests, errors, failovers,
-    latency p50/p95, tokens and cost (`unknown_cost`: answered requests whose model has no price or
-    whose backend reported no usage: they count $0 in `cost_usd`)."""
+    latency p50/p95, tokens, the cache hit ratio (prompt tokens read from a cache, of all prompt
+    tokens: input, cache reads and writes) and cost (`unknown_cost`: answered requests whose model
+    has no price or whose backend reported no usage: they count $0 in `cost_usd`)."""
     keys = [GROUPS[name] for name in by]
     groups = (
         RequestLog.select(
@@ -219,6 +223,8 @@ def summary(start: dt.datetime, by: tuple[str, ...] = ("backend",)) -> list[dict
             fn.COUNT(RequestLog.latency_ms).alias("timed"),
             fn.SUM(fn.COALESCE(RequestLog.input_tokens, 0)).alias("input_tokens"),
             fn.SUM(fn.COALESCE(RequestLog.output_tokens, 0)).alias("output_tokens"),
+            fn.SUM(fn.COALESCE(RequestLog.cached_tokens, 0)).alias("cached_tokens"),
+            fn.SUM(fn.COALESCE(RequestLog.cache_write_tokens, 0)).alias("cache_write_tokens"),
             fn.SUM(fn.COALESCE(RequestLog.cost_usd, 0)).alias("cost_usd"),
             _count_if(RequestLog.backend.is_null(False) & RequestLog.cost_usd.is_null()).alias("unknown_cost"),
         )
@@ -228,6 +234,7 @@ def summary(start: dt.datetime, by: tuple[str, ...] = ("backend",)) -> list[dict
     )
     out = []
     for g in sorted(groups, key=lambda g: tuple(str(g[name]) for name in by)):
+        prompt = g["input_tokens"] + g["cached_tokens"] + g["cache_write_tokens"]
         latency = (RequestLog.time >= start) & RequestLog.latency_ms.is_null(False)
         for name, key in zip(by, keys, strict=True):
             latency &= key == g[name]
@@ -241,6 +248,9 @@ def summary(start: dt.datetime, by: tuple[str, ...] = ("backend",)) -> list[dict
             "p95_ms": _percentile(latency, g["timed"], 0.95),
             "input_tokens": g["input_tokens"],
             "output_tokens": g["output_tokens"],
+            "cached_tokens": g["cached_tokens"],
+            "cache_write_tokens": g["cache_write_tokens"],
+            "cache_hit_ratio": round(g["cached_tokens"] / prompt, 4) if prompt else None,
             "cost_usd": round(g["cost_usd"] or 0.0, 6),
             "unknown_cost": g["unknown_cost"] or 0,
         })

@@ -87,8 +87,11 @@ class RequestLog(BaseModel):
     stream = BooleanField(default=False)
     latency_ms = FloatField(null=True)
     ttft_ms = FloatField(null=True)
-    input_tokens = IntegerField(null=True)
+    input_tokens = IntegerField(null=True)  # as Anthropic counts them: without the cache reads and writes
     output_tokens = IntegerField(null=True)
+    cached_tokens = IntegerField(null=True)  # prompt tokens read from a cache (the local worker's, or the upstream's)
+    cache_write_tokens = IntegerField(null=True)  # prompt tokens an upstream reported written to its cache
+    prefill_ms = FloatField(null=True)  # local: the worker's own prefill time (else time to first byte); cloud: None
     error_kind = TextField(null=True)
     client_key = TextField(null=True, index=True)  # the name of the key the client presented
     cost_usd = FloatField(null=True)  # 0 for local models; None: no price known, or nothing answered

@@ -276,6 +276,8 @@ class Engine:
         if seq is None:
             return
         seq.generated += 1
+        if seq.generated == 1:
+            seq.prefill_ms = round((time.perf_counter() - seq.admitted) * 1000, 2)
         output = seq.output
         if r.finish_reason == "stop":  # an end-of-turn token
             events = output.end()
@@ -302,7 +304,7 @@ class Engine:
     def _finish(self, seq: Sequence, events: list[Event], reason: str, tokens, cache) -> None:
         seq.answer.add(events)
         stop = seq.output.stop_sequence if reason == "stop_sequence" else None
-        events += [Usage(output_tokens=seq.generated), Finish(reason, stop)]  # type: ignore[arg-type]
+        events += [Usage(output_tokens=seq.generated, prefill_ms=seq.prefill_ms), Finish(reason, stop)]  # type: ignore[arg-type]
         self.out.events(seq.job.id, events, urgent=True)
         self._leave(seq, tokens, cache, next_turn=next_turn_tokens(seq.slot.tokenizer, seq.job, seq.answer))
 

@@ -3,7 +3,8 @@ ahead for the next one, and the batch's counters."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from mlxgw.worker.frames import Job
 from mlxgw.worker.pool import Slot
@@ -19,6 +20,8 @@ class Sequence:
     output: SequenceOutput
     answer: AnswerRecord
     generated: int = 0
+    admitted: float = field(default_factory=time.perf_counter)  # when the prompt joined the batch
+    prefill_ms: float | None = None  # from then to the first generated token
 
 
 @dataclass

@@ -112,12 +112,15 @@ def test_stats_figures(varied_rows):
         "since": "1h",
         "backends": [
             {"backend": "(none)", "requests": 1, "errors": 1, "failovers": 0, "failover_rate": 0.0,
-             "p50_ms": 2.0, "p95_ms": 2.0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "unknown_cost": 0},
+             "p50_ms": 2.0, "p95_ms": 2.0, "input_tokens": 0, "output_tokens": 0, "cached_tokens": 0, "cache_write_tokens": 0,
+             "cache_hit_ratio": None, "cost_usd": 0.0, "unknown_cost": 0},
             # latencies 10, 20, 30, 40 (one row has none): p50 is the value at round(0.5 * 3) = 2
             {"backend": "a", "requests": 5, "errors": 2, "failovers": 2, "failover_rate": 0.4,
-             "p50_ms": 30.0, "p95_ms": 40.0, "input_tokens": 3, "output_tokens": 10, "cost_usd": 0.0, "unknown_cost": 5},
+             "p50_ms": 30.0, "p95_ms": 40.0, "input_tokens": 3, "output_tokens": 10, "cached_tokens": 0, "cache_write_tokens": 0,
+             "cache_hit_ratio": 0.0, "cost_usd": 0.0, "unknown_cost": 5},
             {"backend": "b", "requests": 1, "errors": 0, "failovers": 0, "failover_rate": 0.0,
-             "p50_ms": 5.0, "p95_ms": 5.0, "input_tokens": 7, "output_tokens": 0, "cost_usd": 0.0, "unknown_cost": 1},
+             "p50_ms": 5.0, "p95_ms": 5.0, "input_tokens": 7, "output_tokens": 0, "cached_tokens": 0, "cache_write_tokens": 0,
+             "cache_hit_ratio": 0.0, "cost_usd": 0.0, "unknown_cost": 1},
         ],
     }
     everything = {s["backend"]: s["requests"] for s in json.loads(cli("stats", "--since", "1d", "--json").output)["backends"]}
