@@ -15,6 +15,7 @@ from mlxgw.cli import (
     config_cmd,
     creds,
     keys,
+    launch,
     lifecycle,
     mappings,
     models,
@@ -52,6 +53,8 @@ def _config_first(args: list[str]) -> list[str]:
     for i, arg in enumerate(rest):
         if arg == "--":
             break
+        if arg == "launch" and all(a.startswith("-") for a in rest[:i]):
+            break  # what follows is the agent's own (Codex's `-c` is its config, not ours)
         if arg.startswith("--config="):
             return [rest.pop(i), *rest]
         if arg in ("--config", "-c") and i + 1 < len(rest):
@@ -99,6 +102,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(service.app, name="service")
 serve.register(app)
 lifecycle.register(app)
+launch.register(app)
 chat.register(app)
 request_log.register(app)
 ui.register(app)
