@@ -6,6 +6,7 @@ Each default is written here once; the config's commented template shows the sam
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -55,12 +56,18 @@ class ServerSettings:
     responses_days: float = 30.0  # stored Responses answers (previous_response_id); 0: keep them all
     # /metrics follows the client keys like /v1; true lets a scraper on this machine in without one.
     metrics_open_on_loopback: bool = False
+    # This gateway's name in the request log, where replicas share one store; "": HOSTNAME:PORT.
+    replica: str = ""
     # `serve --insecure`, never read from the file: serve network callers while no client key exists.
     insecure: bool = False
 
     @property
     def loopback(self) -> bool:
         return is_loopback(self.host)
+
+    @property
+    def replica_name(self) -> str:
+        return self.replica or f"{socket.gethostname()}:{self.port}"
 
     @property
     def needs_keys(self) -> bool:
@@ -80,6 +87,13 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    # None: the SQLite file in the home. "postgresql://USER@HOST:PORT/DB": one store that gateway
+    # replicas share (its password from PGPASSWORD or ~/.pgpass, never the config).
+    url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +216,7 @@ class Settings:
     mappings: tuple[MappingSettings, ...] = ()
     default_policy: Policy = field(default_factory=Policy)
     pricing: tuple[PriceRule, ...] = ()  # [pricing]: checked before mlxgw.pricing's shipped defaults
+    store: StoreSettings = field(default_factory=StoreSettings)
     # api_key values found in the TOML: moved into the encrypted store by the next sync.
     plaintext_keys: dict[str, str] = field(default_factory=dict)
 

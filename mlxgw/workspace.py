@@ -17,8 +17,11 @@ from mlxgw import config, paths
 from mlxgw.config import ConfigEditor
 from mlxgw.fsutil import exclusive_lock
 from mlxgw.settings import Settings
-from mlxgw.store.database import open_db
+from mlxgw.store.database import open_db, shared, store_target
+from mlxgw.store.postgres import lock_store
+from mlxgw.store.shared_config import merge
 from mlxgw.store.sync import SyncReport, sync
+from mlxgw.store.tables import db
 from mlxgw.vault import Vault
 
 LOCK_WAIT_S = 30.0
@@ -45,10 +48,27 @@ def home_lock(wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
             _held.depth = 0
 
 
-def _load_and_sync(path: Path, vault: Vault, *, rewrite_config: bool = True) -> SyncReport:
-    """Read the config (inside the lock, never before it) and make the store match it."""
+@contextmanager
+def store_turn(*, wait: bool = True) -> Iterator[None]:
+    """With a shared store, one transaction holding the store's lock: replicas' config syncs and
+    edits take turns, and one that fails changes nothing. (SQLite: the home's lock is enough.)"""
+    if not shared():
+        yield
+        return
+    with db.obj.atomic():
+        lock_store(db.obj, wait=wait)
+        yield
+
+
+def _load_and_sync(path: Path, vault: Vault, *, rewrite_config: bool = True, wait: bool = True) -> SyncReport:
+    """Read the config (inside the lock, never before it) and make the store match it. With a
+    shared store, the config's [backends] and [[mappings]] are merged with the store's first
+    (mlxgw.store.shared_config); a daemon (`rewrite_config=False`) never writes its file."""
     config.ensure_config(path)
-    return sync(config.load(path), vault, rewrite_config=rewrite_config)
+    if not shared():
+        return sync(config.load(path), vault, rewrite_config=rewrite_config)
+    with store_turn(wait=wait):
+        return sync(merge(path, write=rewrite_config).settings, vault, rewrite_config=rewrite_config)
 
 
 @dataclass
@@ -64,7 +84,8 @@ class Workspace:
         path = config_path or paths.config_path()
         vault = Vault()
         with home_lock():
-            open_db(paths.db_path())
+            config.ensure_config(path)
+            open_db(store_target(config.load(path).store.url, paths.db_path()))
             report = _load_and_sync(path, vault)
         return cls(path, report.settings, vault, report)
 
@@ -73,16 +94,21 @@ class Workspace:
         loop behind a command's edit, it retries on its next poll) and rewrite_config=False: moving
         a plaintext key out of the user's file is a command's job, never the background's."""
         with home_lock(wait_s):
-            return self._took(_load_and_sync(self.config_path, self.vault, rewrite_config=rewrite_config))
+            return self._took(
+                _load_and_sync(self.config_path, self.vault, rewrite_config=rewrite_config, wait=wait_s > 0)
+            )
 
     @contextmanager
     def edit(self) -> Iterator[ConfigEditor]:
         """The config to change, read under the home's lock; when the block ends without an error it
         is validated, written and synced into the store before the lock is released."""
-        with home_lock():
+        with home_lock(), store_turn():
+            if shared():  # edit the store's latest copy of the shared part
+                merge(self.config_path, write=True)
             editor = ConfigEditor(self.config_path)
             yield editor
-            self._took(sync(editor.save(), self.vault))
+            saved = editor.save()
+            self._took(_load_and_sync(self.config_path, self.vault) if shared() else sync(saved, self.vault))
 
     def _took(self, report: SyncReport) -> SyncReport:
         self.last_sync, self.settings = report, report.settings

@@ -27,7 +27,7 @@ from mlxgw.cli import (
 from mlxgw.cli.output import fail
 from mlxgw.config import ensure_config
 from mlxgw.errors import MlxgwError
-from mlxgw.store.database import store_error
+from mlxgw.store.database import store_problem
 
 
 class _Root(TyperGroup):
@@ -44,7 +44,7 @@ class _Root(TyperGroup):
         except MlxgwError as exc:
             fail(str(exc))
         except DatabaseError as exc:  # the store went bad (or stayed busy) after it was opened
-            fail(str(store_error(paths.db_path(), exc)))
+            fail(str(store_problem(paths.db_path(), exc)))
 
 
 def _config_first(args: list[str]) -> list[str]:

@@ -25,6 +25,7 @@ responses_days = {S.responses_days:g}        # stored Responses answers (for pre
 # allowed_origins = ["http://localhost:3000"]
 # allowed_hosts = ["mlxgw.lan", "*.example.com"]
 # metrics_open_on_loopback = {metrics_open}   # /metrics needs a client key once keys exist; true lets a Prometheus on this machine scrape without one
+# replica = "gw-1"   # this gateway's name in the request log where replicas share a store; default HOSTNAME:PORT
 # Defaults for every backend (each [backends.NAME] may override them):
 # connect_timeout_s = {P.connect_timeout_s:g}
 # first_byte_timeout_s = {P.first_byte_timeout_s:g}
@@ -84,5 +85,11 @@ idle_unload_s = {L.idle_unload_s:g}          # a model unused this long is unloa
 # "gpt-4o" = {{ input = 2.5, output = 10, cached = 1.25 }}
 # "claude-sonnet-4*" = {{ input = 3, output = 15, cached = 0.3, cache_write = 3.75 }}
 # "groq:*" = {{ input = 0.59, output = 0.79 }}
+
+# The store: an SQLite file in the home unless set. Gateway replicas behind one load balancer share a
+# PostgreSQL store (MLXGW_STORE_URL overrides this; the password comes from PGPASSWORD or ~/.pgpass,
+# never from here). With a shared store, backends and mappings live in the store: see the README.
+# [store]
+# url = "postgresql://mlxgw@db.lan:5432/mlxgw"
 """.format(S=ServerSettings(), P=Policy(), L=LocalSettings(), PRICES_AS_OF=PRICES_AS_OF,
            metrics_open=str(ServerSettings().metrics_open_on_loopback).lower())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mlxgw.config.locator import Locator
 from mlxgw.config.values import get, host_pattern, listed, origin, policy, reject_unknown, table
@@ -24,6 +25,7 @@ from mlxgw.settings import (
     PriceRule,
     ServerSettings,
     Settings,
+    StoreSettings,
     Target,
     default_max_tokens_field,
     default_responses,
@@ -36,7 +38,7 @@ BACKEND_KEYS = {"type", "base_url", "api_key", "api_key_env", "max_output_tokens
 def parse_settings(path: Path, data: dict[str, Any], text: str) -> Settings:
     where = Locator(path, text)
     for key in data:
-        if key not in ("server", "local", "backends", "mappings", "pricing"):
+        if key not in ("server", "local", "backends", "mappings", "pricing", "store"):
             raise where.error(f"unknown section {key!r}", (), key)
 
     server_raw = table(data, "server", where)
@@ -97,7 +99,26 @@ def parse_settings(path: Path, data: dict[str, Any], text: str) -> Settings:
         default_policy=default_policy,
         pricing=_pricing(table(data, "pricing", where), backends, where),
         plaintext_keys=plaintext,
+        store=_store(table(data, "store", where), where),
     )
+
+
+def _store(raw: dict, where: Locator) -> StoreSettings:
+    at = ("store",)
+    reject_unknown(raw, {"url"}, where, at)
+    url = get(raw, "url", str, None, where, at)
+    if url is None:
+        return StoreSettings()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+        raise where.error("expected a PostgreSQL URL like postgresql://USER@HOST:5432/mlxgw", at, "url")
+    if parts.password is not None:
+        raise where.error("a password does not belong in the config: set PGPASSWORD or use ~/.pgpass", at, "url")
+    return StoreSettings(url=url)
 
 
 def _local(raw: dict, default_policy: Policy, where: Locator) -> LocalSettings:
@@ -122,6 +143,7 @@ def _server(raw: dict, where: Locator) -> ServerSettings:
             ("request_log_days", float),
             ("responses_days", float),
             ("metrics_open_on_loopback", bool),
+            ("replica", str),
         )
     }
     reject_unknown(raw, SERVER_FILE_KEYS | set(POLICY_KEYS), where, at)

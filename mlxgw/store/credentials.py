@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from peewee import SqliteDatabase
+from peewee import Database
 
 from mlxgw.errors import CredentialError
 from mlxgw.store.database import bump_generation
@@ -53,7 +53,7 @@ def listing() -> list[Credential]:
 def rotate(vault: Vault) -> int:
     """Re-encrypt every stored key under a new secret key, all or nothing. Returns how many."""
     fernet = vault.begin_rotation()
-    database: SqliteDatabase = db.obj
+    database: Database = db.obj
     rows = [r for r in Credential.select() if r.encrypted_key]
     with database.atomic():
         for row in rows:

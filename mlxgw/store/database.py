@@ -1,4 +1,5 @@
-"""Opening the SQLite file and keeping its schema current."""
+"""Opening the store (the SQLite file in the home, or a shared PostgreSQL database) and keeping its
+schema current."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from peewee import DatabaseError, OperationalError, SqliteDatabase
+from peewee import EXCLUDED, Database, DatabaseError, OperationalError, PostgresqlDatabase, SqliteDatabase
 
 from mlxgw.errors import MlxgwError
+from mlxgw.store.postgres import is_url, lock_store, open_postgres, redacted
 from mlxgw.store.tables import TABLES, KeyUsage, Meta, StoredResponse, db
 
 
@@ -67,12 +69,53 @@ BUSY_TIMEOUT_MS = 5000
 MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1, _v2, _v3, _v4, _v5]
 
 
-def open_db(path: Path) -> SqliteDatabase:
-    """Open (creating 0600 if new) the store at `path`, in WAL mode, migrated to the current schema."""
+def store_target(url: str | None, sqlite_path: Path) -> Path | str:
+    """Where the store is: $MLXGW_STORE_URL, else [store] url, else the SQLite file."""
+    return os.environ.get("MLXGW_STORE_URL") or url or sqlite_path
+
+
+def open_db(target: Path | str) -> Database:
+    """Open the store at `target` (a PostgreSQL URL, or an SQLite path), migrated to the current schema."""
+    if is_url(target):
+        database = open_postgres(target)
+        shown = redacted(target)
+    else:
+        database = _sqlite(Path(target))
+        shown = str(target)
+    if db.obj is not None and not db.is_closed():
+        db.close()
+    db.initialize(database)
+    try:
+        database.connect(reuse_if_open=True)
+        migrate(database)
+    except DatabaseError as exc:
+        raise (store_error(shown, exc) if isinstance(database, SqliteDatabase) else server_error(shown, exc)) from None
+    return database
+
+
+def shared() -> bool:
+    """Whether the store is one that gateway replicas share (PostgreSQL)."""
+    return isinstance(db.obj, PostgresqlDatabase)
+
+
+def store_problem(sqlite_path: Path, exc: DatabaseError) -> MlxgwError:
+    """What to tell a user whose open store failed after it was opened."""
+    if shared():
+        return server_error(redacted(db.obj.database), exc)
+    return store_error(sqlite_path, exc)
+
+
+def server_error(url: str, exc: DatabaseError) -> MlxgwError:
+    reason = " ".join((str(exc) or type(exc).__name__).split())
+    return MlxgwError(f"cannot use the store at {url}: {reason}")
+
+
+def _sqlite(path: Path) -> SqliteDatabase:
+    """The SQLite store at `path` (created 0600 if new), in WAL mode."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-    database = SqliteDatabase(
+    return SqliteDatabase(
         str(path),
         # busy_timeout first: switching a new file to WAL takes a lock that another process may hold.
         pragmas={"busy_timeout": BUSY_TIMEOUT_MS, "journal_mode": "wal", "synchronous": "normal", "foreign_keys": 1},
@@ -82,15 +125,6 @@ def open_db(path: Path) -> SqliteDatabase:
         lock_type="IMMEDIATE",
         check_same_thread=False,
     )
-    if db.obj is not None and not db.is_closed():
-        db.close()
-    db.initialize(database)
-    try:
-        database.connect(reuse_if_open=True)
-        migrate(database)
-    except DatabaseError as exc:
-        raise store_error(path, exc) from None
-    return database
 
 
 def store_error(path: Path, exc: DatabaseError) -> MlxgwError:
@@ -107,19 +141,27 @@ def store_error(path: Path, exc: DatabaseError) -> MlxgwError:
     )
 
 
-def schema_version(database: SqliteDatabase) -> int:
+def schema_version(database: Database) -> int:
     if not database.table_exists("meta"):
         return 0
     row = Meta.get_or_none(Meta.key == "schema_version")
     return int(row.value) if row else 0
 
 
-def migrate(database: SqliteDatabase) -> None:
+def migrate(database: Database) -> None:
+    """Run the steps the store lacks, all in one transaction (PostgreSQL's DDL is transactional
+    too), under the store's lock: of two replicas starting on a fresh database, one migrates and
+    the other then finds the schema current."""
     with database.atomic():
+        lock_store(database)
         current = schema_version(database)
         for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
             step(database)
-            Meta.replace(key="schema_version", value=str(version)).execute()
+            put_meta("schema_version", str(version))
+
+
+def put_meta(key: str, value: str) -> None:
+    Meta.insert(key=key, value=value).on_conflict(conflict_target=[Meta.key], update={Meta.value: EXCLUDED.value}).execute()
 
 
 def generation() -> int:
@@ -131,5 +173,5 @@ def generation() -> int:
 def bump_generation() -> None:
     # One statement, so two processes bumping at once both count: a daemon must see the second too.
     Meta.insert(key="generation", value="1").on_conflict(
-        conflict_target=[Meta.key], update={Meta.value: Meta.value.cast("INTEGER") + 1}
+        conflict_target=[Meta.key], update={Meta.value: (Meta.value.cast("INTEGER") + 1).cast("TEXT")}
     ).execute()

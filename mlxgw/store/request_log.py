@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from peewee import Case, fn
+from peewee import SQL, Case, PostgresqlDatabase, fn
 
 from mlxgw.errors import MlxgwError
 from mlxgw.store import usage_limits
@@ -158,7 +158,7 @@ def bucket_for(window: dt.timedelta) -> int:
 def series(start: dt.datetime, bucket_s: int) -> list[dict]:
     """Requests, errors and tokens since `start` per time bucket (`t`: its start, Unix seconds),
     requested model and serving backend ("(none)" when nothing served it), oldest first."""
-    t = (db.to_timestamp(RequestLog.time) / bucket_s) * bucket_s
+    t = (_epoch_s(RequestLog.time) / bucket_s) * bucket_s
     model = fn.COALESCE(fn.NULLIF(RequestLog.requested_model, ""), "(none)")
     backend = fn.COALESCE(fn.NULLIF(RequestLog.backend, ""), "(none)")
     query = (
@@ -172,11 +172,24 @@ def series(start: dt.datetime, bucket_s: int) -> list[dict]:
             fn.SUM(fn.COALESCE(RequestLog.output_tokens, 0)).alias("output_tokens"),
         )
         .where(RequestLog.time >= start)
-        .group_by(t, model, backend)
-        .order_by(t)
+        .group_by(*_positions(3))
+        .order_by(SQL("1"))
         .dicts()
     )
     return list(query)
+
+
+def _epoch_s(column):
+    """A time column in whole Unix seconds (SQLite's strftime('%s') is whole, PostgreSQL's epoch is not)."""
+    if isinstance(db.obj, PostgresqlDatabase):
+        return fn.FLOOR(db.to_timestamp(column)).cast("BIGINT")
+    return db.to_timestamp(column)
+
+
+def _positions(n: int) -> list[SQL]:
+    """GROUP BY the first `n` selected columns by position: PostgreSQL does not match an expression
+    repeated with parameters ($1 in SELECT, $3 in GROUP BY) to itself."""
+    return [SQL(str(i)) for i in range(1, n + 1)]
 
 
 def _count_if(condition):
@@ -229,7 +242,7 @@ def summary(start: dt.datetime, by: tuple[str, ...] = ("backend",)) -> list[dict
             _count_if(RequestLog.backend.is_null(False) & RequestLog.cost_usd.is_null()).alias("unknown_cost"),
         )
         .where(RequestLog.time >= start)
-        .group_by(*keys)
+        .group_by(*_positions(len(keys)))
         .dicts()
     )
     out = []

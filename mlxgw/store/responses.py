@@ -100,11 +100,14 @@ def _logged(fn: Callable[..., None], *args) -> None:
 
 
 def _save(response: dict, input_items: list) -> None:
-    StoredResponse.replace(
+    StoredResponse.insert(
         response_id=response["id"],
         created_at=utcnow(),
         response=json.dumps(response, ensure_ascii=False),
         input_items=json.dumps(input_items, ensure_ascii=False),
+    ).on_conflict(
+        conflict_target=[StoredResponse.response_id],
+        preserve=[StoredResponse.created_at, StoredResponse.response, StoredResponse.input_items],
     ).execute()
 
 

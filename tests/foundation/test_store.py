@@ -25,6 +25,7 @@ def _all_store_bytes(home) -> bytes:
     return b"".join(p.read_bytes() for p in home.iterdir() if p.name.startswith("mlxgw.db"))
 
 
+@pytest.mark.usefixtures("store_engine")
 def test_sync_is_idempotent(mlxgw_home):
     cli("map", "add", "a", "local", "-m", "/m/a")
     ws = Workspace.open()
@@ -35,6 +36,7 @@ def test_sync_is_idempotent(mlxgw_home):
     assert [m.pattern for m in load_mappings()] == ["a"]
 
 
+@pytest.mark.usefixtures("store_engine")
 def test_mappings_missing_from_toml_are_removed(mlxgw_home):
     cli("map", "add", "a", "local", "-m", "/m/a")
     cli("map", "add", "b", "local", "-m", "/m/b")
@@ -45,6 +47,7 @@ def test_mappings_missing_from_toml_are_removed(mlxgw_home):
     assert [m.pattern for m in load_mappings()] == ["b"]
 
 
+@pytest.mark.usefixtures("store_engine")
 def test_failing_sync_changes_nothing(mlxgw_home, monkeypatch):
     cli("map", "add", "a", "local", "-m", "/m/a")
     path = mlxgw_home / "config.toml"
@@ -59,9 +62,9 @@ def test_failing_sync_changes_nothing(mlxgw_home, monkeypatch):
     result = cli("config", "sync", ok=False)
     assert result.exit_code == 1 and "not a valid Fernet key" in result.output
     monkeypatch.delenv("MLXGW_SECRET_KEY")
-    from mlxgw.store.database import open_db
+    from mlxgw.store.database import open_db, store_target
 
-    open_db(paths.db_path())
+    open_db(store_target(None, paths.db_path()))
     assert [m.pattern for m in load_mappings()] == ["a"]
     assert credentials.listing() == []
     assert KEY in path.read_text()  # not stripped from the TOML either: nothing was stored
@@ -88,6 +91,7 @@ def test_creds_set_stores_key_encrypted_only(mlxgw_home):
     assert KEY not in listed and "sk-…wXYZ"[:3] in listed and KEY[-4:] in listed
 
 
+@pytest.mark.usefixtures("store_engine")
 def test_plaintext_key_in_toml_is_moved_into_store(mlxgw_home):
     cli("config", "path")
     path = mlxgw_home / "config.toml"
@@ -111,6 +115,7 @@ def test_wrong_secret_key_gives_clear_error(mlxgw_home, tmp_path):
     assert "cannot decrypt credential openai" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.usefixtures("store_engine")
 def test_rotate_key_keeps_credentials_readable(mlxgw_home):
     cli("creds", "set", "openai", input=KEY + "\n")
     cli("creds", "set", "anthropic", input="fake-second-key-000000000\n")
@@ -138,6 +143,7 @@ def test_interrupted_rotation_leaves_everything_readable(mlxgw_home):
     assert credentials.get_key("openai", Workspace.open().vault) == KEY
 
 
+@pytest.mark.usefixtures("store_engine")
 def test_creds_remove_and_sync_rejects_nothing_else(mlxgw_home):
     cli("creds", "set", "openai", input=KEY + "\n")
     cli("map", "add", "gpt-*", "openai")
@@ -149,6 +155,7 @@ def test_creds_remove_and_sync_rejects_nothing_else(mlxgw_home):
     assert "\n[backends.openai]" not in (mlxgw_home / "config.toml").read_text()
 
 
+@pytest.mark.usefixtures("store_engine")
 def test_sync_function_reports_change(mlxgw_home):
     ws = Workspace.open()
     assert sync(ws.settings, ws.vault).changed is False

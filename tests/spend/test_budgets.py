@@ -53,6 +53,7 @@ async def test_a_key_over_its_daily_budget_is_answered_locally_where_the_mapping
     assert [a["error"] for a in rows[3]["attempts"]] == [None]
 
 
+@pytest.mark.usefixtures("store_engine")
 @pytest.mark.parametrize("protocol", ["openai", "anthropic"])
 async def test_a_key_over_its_budget_is_refused_until_it_renews_where_no_local_model_is_mapped(protocol):
     async with FakeOpenAI(*[Reply(text="paid", usage=USAGE) for _ in range(2)]) as up:

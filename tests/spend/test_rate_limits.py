@@ -54,6 +54,7 @@ async def test_the_third_request_in_a_minute_of_an_rpm_2_key_gets_429_with_retry
     assert key_row("k1")["rpm_used"] == 2
 
 
+@pytest.mark.usefixtures("store_engine")
 async def test_counters_survive_a_gateway_restart():
     async with FakeOpenAI() as up:
         configure({"oa": ("openai", up.url, {})}, [{"pattern": "gpt-*", "backend": "oa"}])
@@ -67,6 +68,7 @@ async def test_counters_survive_a_gateway_restart():
         assert len(up.requests) == 2
 
 
+@pytest.mark.usefixtures("store_engine")
 async def test_a_concurrent_burst_cannot_exceed_the_limit():
     async with FakeOpenAI(*[Reply(text="ok", delay_s=0.2) for _ in range(20)]) as up:
         configure({"oa": ("openai", up.url, {})}, [{"pattern": "gpt-*", "backend": "oa"}])
@@ -80,6 +82,7 @@ async def test_a_concurrent_burst_cannot_exceed_the_limit():
     assert len(up.requests) == 3
 
 
+@pytest.mark.usefixtures("store_engine")
 async def test_a_key_over_its_tokens_per_minute_waits_until_they_drain():
     usage = Usage(input_tokens=600, output_tokens=500)
     async with FakeOpenAI(Reply(text="long", usage=usage), Reply(text="again")) as up:
@@ -96,6 +99,7 @@ async def test_a_key_over_its_tokens_per_minute_waits_until_they_drain():
             assert "tokens per minute" in str(refused.value)
 
 
+@pytest.mark.usefixtures("store_engine")
 async def test_keys_update_changes_and_clears_limits_on_a_running_gateway():
     async with FakeOpenAI() as up:
         configure({"oa": ("openai", up.url, {})}, [{"pattern": "gpt-*", "backend": "oa"}])

@@ -22,6 +22,7 @@ def _usage(n: int) -> Reply:
     return Reply(text="ok", usage=Usage(input_tokens=n, output_tokens=n))
 
 
+@pytest.mark.usefixtures("store_engine")
 async def test_stats_sums_cost_by_key_and_day_and_by_model():
     async with FakeOpenAI(_usage(1000), _usage(2000), _usage(4000)) as up:
         configure({"oa": ("openai", up.url, {})}, [{"pattern": "gpt-*", "backend": "oa"}], PRICING)
