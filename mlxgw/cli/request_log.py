@@ -12,6 +12,7 @@ from rich.text import Text
 from mlxgw.cli.output import console, open_workspace, printable
 from mlxgw.errors import MlxgwError
 from mlxgw.store import request_log
+from mlxgw.store.database import shared
 from mlxgw.store.tables import RequestLog, utcnow
 
 FOLLOW_POLL_S = 0.5
@@ -23,6 +24,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _print_rows(rows: list[RequestLog], as_json: bool, table: Table | None) -> None:
+    replicas = shared()  # replicas log into one shared store: say which one served each request
     for r in rows:
         if as_json:
             print(json.dumps(request_log.as_json(r)), flush=True)
@@ -35,6 +37,7 @@ def _print_rows(rows: list[RequestLog], as_json: bool, table: Table | None) -> N
             r.time.strftime("%H:%M:%S"), r.protocol, r.requested_model, served, tried or "—", str(r.status),
             f"{r.latency_ms:.0f}" if r.latency_ms is not None else "—", tokens,
             str(r.cached_tokens) if r.cached_tokens is not None else "—", _usd(r.cost_usd), r.error_kind or "",
+            *((r.replica or "—",) if replicas else ()),
         ))
         # Model names come from clients, error codes from upstreams: "[/oops]" is text to show, not
         # rich markup to interpret, and an escape sequence is shown escaped, not sent to the terminal.
@@ -54,7 +57,8 @@ def log_(
     rows = request_log.tail(tail)
     if not as_json and not follow:
         table = Table()
-        for name in ("time", "api", "model", "served by", "failed attempts", "status", "ms", "tokens in/out", "cached", "cost", "error"):
+        for name in ("time", "api", "model", "served by", "failed attempts", "status", "ms", "tokens in/out", "cached", "cost", "error",
+                     *(("replica",) if shared() else ())):
             table.add_column(name, overflow="fold")
         _print_rows(rows, False, table)
         console.print(table)

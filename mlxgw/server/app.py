@@ -72,7 +72,10 @@ def create_app(
         app[STATE] = state
         app[DISPATCHER] = Dispatcher(registry, lambda: state.routes, lambda: state.settings)
         app[CATALOG] = ModelCatalog(registry)
-        writer = RequestLogWriter(retention_days=lambda: state.settings.server.request_log_days)
+        writer = RequestLogWriter(
+            retention_days=lambda: state.settings.server.request_log_days,
+            replica=lambda: state.settings.server.replica or settings.server.replica_name,
+        )
         writer.start()
         app[REQUEST_LOG] = writer
         stored = ResponseStore(retention_days=lambda: state.settings.server.responses_days)

@@ -62,11 +62,17 @@ def _v5(database: SqliteDatabase) -> None:
             database.execute_sql(f"ALTER TABLE requestlog ADD COLUMN {name} {sql_type}")
 
 
+def _v6(database: Database) -> None:
+    """Each request log row names the gateway replica that served it (replicas share one store)."""
+    if "replica" not in {column.name for column in database.get_columns("requestlog")}:
+        database.execute_sql("ALTER TABLE requestlog ADD COLUMN replica TEXT")
+
+
 # How long SQLite itself retries a store another connection is writing, before "database is locked".
 BUSY_TIMEOUT_MS = 5000
 
 # Append-only: each entry moves the schema one version up. Never edit a released step.
-MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 
 
 def store_target(url: str | None, sqlite_path: Path) -> Path | str:

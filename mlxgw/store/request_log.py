@@ -31,7 +31,8 @@ class RequestLogWriter:
     """Queues rows and inserts them in batches on one background thread; at start, hourly and
     whenever `retention_days()` changes, deletes rows older than that many days (0: keeps all)."""
 
-    def __init__(self, retention_days: Callable[[], float]) -> None:
+    def __init__(self, retention_days: Callable[[], float], replica: Callable[[], str | None] = lambda: None) -> None:
+        self._replica = replica  # this gateway's name on each row: replicas sharing a store log into one table
         self._queue: asyncio.Queue[dict] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlxgw-log")
         self._task: asyncio.Task | None = None
@@ -39,7 +40,7 @@ class RequestLogWriter:
         self._pruned: tuple[float, float] | None = None  # (monotonic time, days) of the last prune
 
     def add(self, row: dict) -> None:
-        self._queue.put_nowait(row)
+        self._queue.put_nowait({**row, "replica": self._replica()})
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -133,6 +134,7 @@ def as_json(r: RequestLog) -> dict:
         "error": r.error_kind,
         "client_key": r.client_key,
         "cost_usd": r.cost_usd,
+        "replica": r.replica,
     }
 
 
@@ -212,11 +214,13 @@ def _named(column):
     return fn.COALESCE(fn.NULLIF(column, ""), "(none)")
 
 
-# What `summary` can group by: the backend and model that answered, the client key, the UTC day.
+# What `summary` can group by: the backend and model that answered, the client key, the gateway
+# replica that served it, the UTC day.
 GROUPS = {
     "backend": _named(RequestLog.backend),
     "model": _named(RequestLog.model),
     "key": _named(RequestLog.client_key),
+    "replica": _named(RequestLog.replica),
     "day": fn.DATE(RequestLog.time).coerce(False),  # "2026-05-01", not read back as a datetime
 }
 

@@ -95,6 +95,7 @@ class RequestLog(BaseModel):
     error_kind = TextField(null=True)
     client_key = TextField(null=True, index=True)  # the name of the key the client presented
     cost_usd = FloatField(null=True)  # 0 for local models; None: no price known, or nothing answered
+    replica = TextField(null=True)  # the gateway that served it ([server] replica, or HOSTNAME:PORT)
 
 
 class StoredResponse(BaseModel):
