@@ -13,6 +13,9 @@ import os
 import shlex
 import shutil
 import sys
+import time
+import urllib.error
+import urllib.request
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +50,7 @@ CLAUDE_TIERS = {
 }
 CLAUDE_PROBES = {"opus": "claude-opus-4-7", "sonnet": "claude-sonnet-4-6", "haiku": "claude-haiku-4-5"}
 CODEX_PROBE = "gpt-5.5"  # a name Codex knows; see CLAUDE_PROBES
+RELOAD_WAIT_S = 5.0  # the daemon rereads the store's keys every second
 
 
 class Agent(enum.StrEnum):
@@ -97,6 +101,8 @@ def launch(
     binary = _binary(agent, agent_bin, required=not print_only)
     key, secret = _key(agent, api_key, ws.vault, create=not print_only)
     url = _daemon_url(ws.settings, agent, start=not print_only)
+    if secret is not None and not print_only:
+        _wait_accepted(url, secret)
     plan = _claude(binary, url, key, models) if agent is Agent.claude else _codex(binary, url, key, models)
     plan.args = ctx.args
     plan.secret = secret
@@ -215,9 +221,13 @@ def _key(agent: Agent, given: str | None, vault, *, create: bool) -> tuple[str, 
     has no client keys; else this agent's launch key (created on first use)."""
     from mlxgw.store import client_keys
 
+    known = client_keys.hashes()
     if given:
+        if known and client_keys.match(given, known) is None:  # found now, not as a 401 inside the agent
+            raise MlxgwError(f"the key from --api-key or ${KEY_ENV} is not a client key of this gateway "
+                             "(`mlxgw keys list` shows them)")
         return given, given
-    if not client_keys.listing():
+    if not known:
         return NO_KEY, None
     key = launch_key(f"launch-{agent.value}", vault, create=create)
     if key is None:  # --print creates nothing
@@ -275,6 +285,23 @@ def _daemon_url(settings, agent: Agent, *, start: bool) -> str:
         markup=False, highlight=False, soft_wrap=True,
     )
     return info.url
+
+
+def _wait_accepted(url: str, key: str) -> None:
+    """A key created just now reaches a running daemon with its next reload, a second or so later:
+    the agent's first request must not meet a 401 meanwhile. Anything but a 401 ends the wait."""
+    deadline = time.monotonic() + RELOAD_WAIT_S
+    request = urllib.request.Request(url + "/v1/models", headers={"authorization": f"Bearer {key}"})
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=RELOAD_WAIT_S):
+                return
+        except urllib.error.HTTPError as exc:
+            if exc.code != 401 or time.monotonic() > deadline:
+                return
+        except (urllib.error.URLError, OSError):
+            return
+        time.sleep(0.1)
 
 
 def _exec(plan: Plan) -> None:

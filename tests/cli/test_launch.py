@@ -144,6 +144,12 @@ def test_print_claude_takes_models_from_mappings_masks_the_key_and_pastes_into_a
     chosen = cli("launch", "--print", "--model", "demo", "--api-key", key, "claude").stdout
     assert all(f"{name}=demo" in chosen for name in TIERS), chosen
 
+    # A key the gateway would refuse is refused here, in one line.
+    wrong = cli("launch", "--print", "--api-key", key + "x", "claude", ok=False)
+    assert wrong.exit_code == 1
+    assert wrong.output.strip().splitlines() == [
+        "error: the key from --api-key or $MLXGW_API_KEY is not a client key of this gateway (`mlxgw keys list` shows them)"]
+
 
 def test_print_codex_and_model_choices(port, agents):
     fake_agent(agents, "codex")
@@ -200,6 +206,15 @@ def test_launch_claude_starts_the_daemon_and_hands_claude_code_a_working_key(dae
     assert "started" not in again.stderr
     assert seen(record)[1]["ANTHROPIC_AUTH_TOKEN"] == key
     assert key_names() == ["alice", "launch-claude"]
+
+    # Its kept copy lost: nobody else ever saw that key, so it is replaced.
+    (paths.home() / "launch" / "launch-claude.key").unlink()
+    replaced = run_cli("launch", "claude")
+    assert replaced.returncode == 0, replaced.stderr
+    assert "replaced the client key launch-claude" in replaced.stderr
+    new_key = seen(record)[1]["ANTHROPIC_AUTH_TOKEN"]
+    assert new_key != key and key_names() == ["alice", "launch-claude"]
+    assert models_status(info.url, new_key) == 200
 
 
 def test_launch_codex_uses_the_running_daemons_address_and_passes_its_own_flags(daemons, port, agents):
