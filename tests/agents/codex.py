@@ -90,9 +90,9 @@ class CodexRun:
 
 
 async def run_exec(codex: Path, home: Path, prompt: str, *, egress: Egress, cwd: Path, key: str = "sk-codex-test",
-                   timeout: float = RUN_TIMEOUT_S) -> CodexRun:
-    """`codex exec --skip-git-repo-check PROMPT`, killed after `timeout`, off the event loop's thread
-    so the servers it talks to (in this process) keep answering."""
+                   timeout: float = RUN_TIMEOUT_S, subcommand: tuple[str, ...] = ()) -> CodexRun:
+    """`codex exec --skip-git-repo-check [SUBCOMMAND...] PROMPT` (e.g. `resume --last`), killed after
+    `timeout`, off the event loop's thread so the servers it talks to (in this process) keep answering."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home.parent),  # nothing of the user's own home is read or written
@@ -104,7 +104,7 @@ async def run_exec(codex: Path, home: Path, prompt: str, *, egress: Egress, cwd:
                                          "all_proxy")},
     }
     proc = await asyncio.create_subprocess_exec(
-        str(codex), "exec", "--skip-git-repo-check", prompt, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
+        str(codex), "exec", "--skip-git-repo-check", *subcommand, prompt, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
