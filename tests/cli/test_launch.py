@@ -1,6 +1,7 @@
 """`mlxgw launch claude|codex`: the agent's environment and command line from the home's mappings,
-keys and daemon, shown by --print (key masked, ready for a shell) or handed to the agent, which
-here is a stand-in on PATH that writes down what it was given; a missing agent is a one-line error."""
+keys and daemon, shown by --print (key masked, ready for a shell) or handed to the agent: a stand-in
+on PATH that writes down what it was given, and the real pinned Claude Code and Codex (tests/agents'
+CLIs) through a daemon launch starts to a fake upstream; a missing agent is a one-line error."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fakes.upstream import FakeOpenAI, Reply
+from fakes.upstream import FakeAnthropic, FakeOpenAI, Reply
 from mlxgw import paths
 from mlxgw.daemon.lock import holder
 from mlxgw.store import client_keys
@@ -40,6 +41,10 @@ enabled = false
 [features]
 plugins = false
 """
+# Claude Code's own traffic beyond its API (telemetry, error reports, updates, surveys), turned off.
+CLAUDE_QUIET = {name: "1" for name in (
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "DISABLE_AUTOUPDATER", "DISABLE_TELEMETRY", "DISABLE_ERROR_REPORTING",
+    "DISABLE_BUG_COMMAND", "CLAUDE_CODE_DISABLE_FEEDBACK_SURVEY", "CLAUDE_CODE_DISABLE_TERMINAL_TITLE")}
 
 
 def codex_flags(base_url: str, model: str | None) -> list[str]:
@@ -256,15 +261,37 @@ def test_a_missing_agent_or_model_is_one_line_saying_what_to_do(port, tmp_path, 
 
 
 @pytest.fixture
-def codex_cli() -> Path:
-    """The pinned Codex CLI of the agent tests, installed on first use."""
+def agent_clis() -> dict[str, Path]:
+    """The pinned agent CLIs of tests/agents, installed on first use."""
     try:
-        return tools.installed()["codex"]
+        return tools.installed()
     except tools.SetupError as e:
         pytest.fail(f"agent CLI set-up failed: {e}", pytrace=False)
 
 
-async def test_real_codex_exec_through_launch(daemons, port, codex_cli, tmp_path):
+async def launched(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    """`mlxgw launch ARGS…` in a subprocess, off this loop's thread so that the fake upstream keeps
+    answering the daemon; killed after the agent harness's timeout."""
+    proc = await asyncio.create_subprocess_exec(
+        *MLXGW, "launch", *args, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), codex.RUN_TIMEOUT_S)
+    except TimeoutError:
+        proc.kill()
+        out, err = await proc.communicate()
+        err += f"[killed after {codex.RUN_TIMEOUT_S} s]".encode()
+    return proc.returncode if proc.returncode is not None else -9, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def offline(egress: codex.Egress, **env: str) -> dict[str, str]:
+    """This environment with `env`, and every proxy variable at the refusing proxy (loopback excepted)."""
+    proxies = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
+    return {**os.environ, **env, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+            **dict.fromkeys(proxies, egress.url)}
+
+
+async def test_real_codex_exec_through_launch(daemons, port, agent_clis, tmp_path):
     cli("keys", "create", "alice")
     async with FakeOpenAI(Reply(text="Launched through mlxgw."), require_key=UPSTREAM_KEY) as up:
         cli("creds", "set", "up", "--type", "openai", "--base-url", up.url, input=UPSTREAM_KEY + "\n")
@@ -275,22 +302,33 @@ async def test_real_codex_exec_through_launch(daemons, port, codex_cli, tmp_path
         work = tmp_path / "work"
         work.mkdir()
         async with codex.Egress() as egress:
-            env = {**os.environ, "HOME": str(home.parent), "CODEX_HOME": str(home),
-                   "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-                   **dict.fromkeys(("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy"), egress.url)}
-            # Off this loop's thread, so the fake upstream keeps answering the daemon.
-            proc = await asyncio.create_subprocess_exec(
-                *MLXGW, "launch", "--agent-bin", str(codex_cli), "codex", "exec", "--skip-git-repo-check", "say hi",
-                cwd=work, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE)
-            try:
-                out, err = await asyncio.wait_for(proc.communicate(), codex.RUN_TIMEOUT_S)
-            except TimeoutError:
-                proc.kill()
-                out, err = await proc.communicate()
-                err += f"[killed after {codex.RUN_TIMEOUT_S} s]".encode()
+            env = offline(egress, HOME=str(home.parent), CODEX_HOME=str(home))
+            code, out, err = await launched("--agent-bin", str(agent_clis["codex"]), "codex", "exec",
+                                            "--skip-git-repo-check", "say hi", cwd=work, env=env)
         assert not egress.attempts, f"Codex tried to reach the network: {egress.attempts}"
-    assert proc.returncode == 0, (out.decode(errors="replace"), err.decode(errors="replace")[-4000:])
-    assert "Launched through mlxgw." in out.decode()
+    assert code == 0, (out, err[-4000:])
+    assert "Launched through mlxgw." in out
     assert [r.json["model"] for r in up.requests] == ["gpt-4o"]
     assert key_names() == ["alice", "launch-codex"]
+
+
+async def test_real_claude_code_through_launch(daemons, port, agent_clis, tmp_path):
+    cli("keys", "create", "alice")
+    async with FakeAnthropic(require_key=UPSTREAM_KEY) as up:
+        cli("creds", "set", "up", "--type", "anthropic", "--base-url", up.url, input=UPSTREAM_KEY + "\n")
+        cli("map", "add", "claude-*", "up")  # Claude Code's own model names, passed through
+        home = tmp_path / "claude-home"
+        (home / ".claude").mkdir(parents=True)
+        work = tmp_path / "work"
+        work.mkdir()
+        async with codex.Egress() as egress:
+            env = offline(egress, HOME=str(home), CLAUDE_CONFIG_DIR=str(home / ".claude"),
+                          ANTHROPIC_API_KEY=USER_ANTHROPIC_KEY, **CLAUDE_QUIET)
+            code, out, err = await launched("--agent-bin", str(agent_clis["claude"]), "claude", "-p", "say hi",
+                                            "--output-format", "json", cwd=work, env=env)
+        assert not egress.attempts, f"Claude Code tried to reach the network: {egress.attempts}"
+    assert code == 0, (out, err[-4000:])
+    assert json.loads(out)["result"] == FakeAnthropic.default_text
+    turns = [r for r in up.requests if r.path == "/v1/messages"]
+    assert turns and all(r.json["model"].startswith("claude-") for r in turns)
+    assert key_names() == ["alice", "launch-claude"]  # its key, as a Bearer token, let it in
