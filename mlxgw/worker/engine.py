@@ -176,6 +176,7 @@ class Engine:
                 self.out.error(job.id, "api_error", f"generation did not start: {e}", retryable=True)
 
     def _start(self, job: Job, slot: Slot) -> None:
+        admitted = time.perf_counter()  # its prefill counts from here: the template, the cache's read, the batch
         tokenizer = slot.tokenizer
         try:
             prompt = tokenizer.apply_chat_template(
@@ -228,7 +229,7 @@ class Engine:
             parse_tools=bool(job.tools),
             state=initial_state(tokenizer, prompt),
         )
-        seq = Sequence(job, slot, uid, output, AnswerRecord())
+        seq = Sequence(job, slot, uid, output, AnswerRecord(), admitted)
         slot.active[uid] = seq
         self._running[job.id] = seq
         if job.seed is not None:

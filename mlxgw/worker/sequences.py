@@ -3,8 +3,7 @@ ahead for the next one, and the batch's counters."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mlxgw.worker.frames import Job
 from mlxgw.worker.pool import Slot
@@ -19,8 +18,8 @@ class Sequence:
     uid: int
     output: SequenceOutput
     answer: AnswerRecord
+    admitted: float  # perf_counter() when the engine took the request up
     generated: int = 0
-    admitted: float = field(default_factory=time.perf_counter)  # when the prompt joined the batch
     prefill_ms: float | None = None  # from then to the first generated token
 
 
