@@ -7,13 +7,14 @@ Anthropic Messages, Codex's Responses) to `mlxgw serve`; only the model (renamed
 the output limit change. The history is the recorded one, not what the demo model answered: that is
 what an agent resends, and it is the same for both servers. mlx_lm.server speaks only Chat
 Completions, so its turns go through a second mlxgw whose mapping points at it as an `openai`
-backend: both engines then get the same translated prompt (the billing line dropped alike), and
-what differs is the engine and its cache; the hop costs about a millisecond against prefills of
-100 ms and more. Turns alternate between the two, so the load of a shared machine drifts alike over
-both. Per turn: time to the first generated token, prompt tokens, tokens read from the cache (the
-usage the client gets; the request log's row is kept in the JSON) and so tokens prefilled. Then
-both restart, mlxgw with only its disk cache, mlx_lm.server with nothing, and the first turns are
-replayed again. The whole is repeated `runs` times on fresh servers; the tables show medians.
+backend: both engines then get the same prompt, mlxgw's translation of the agent's body, and what
+differs is the engine and its cache; the hop costs about a millisecond against prefills of 100 ms
+and more. Each turn goes to both, one after the other (which first alternates from run to run), so
+the load of a shared machine drifts alike over both. Per turn: time to the first generated token,
+prompt tokens, tokens read from the cache (the usage the client gets; the request log's row is kept
+in the JSON) and so tokens prefilled. Then both restart, mlxgw with only its disk cache,
+mlx_lm.server with nothing, and the first turns are replayed again. The whole is repeated `runs`
+times on fresh servers; the tables show medians.
 """
 
 from __future__ import annotations
@@ -184,44 +185,52 @@ def _servers(model_dir: Path, log_dir: Path, disk_cache: Path | None) -> Iterato
 
 
 async def _replay(session: aiohttp.ClientSession, ours: procs.Gateway, theirs: procs.Gateway, turns: list[dict],
-                  max_tokens: int, label: str) -> tuple[list[dict], list[dict]]:
-    """Each turn to mlxgw's worker, then (once that worker has finished what it does between turns:
-    the next turn computed ahead, disk writes; an agent runs its tools meanwhile) to mlx_lm.server,
-    so that the machine's load drifts alike over both."""
+                  max_tokens: int, label: str, ours_first: bool) -> tuple[list[dict], list[dict]]:
+    """Each turn to both servers, one after the other (`ours_first` says which goes first), so that the
+    load of a shared machine drifts alike over both. mlxgw's worker finishes what it does between
+    turns (the next turn computed ahead, disk writes) before the next request: an agent runs its
+    tools meanwhile."""
     await _warm_up(session, ours.url)
     await _warm_up(session, theirs.url)
-    a, b = [], []
-    for n, recorded in enumerate(turns, 1):
-        mine = await send_turn(session, ours.url, recorded, max_tokens)
+
+    async def mine(recorded: dict) -> dict:
+        result = await send_turn(session, ours.url, recorded, max_tokens)
         settled = time.perf_counter()
         await _written(session, ours.url)
-        mine["settle_s"] = time.perf_counter() - settled
-        other = await send_turn(session, theirs.url, recorded, max_tokens)
-        console.print(f"  {label} turn {n}/{len(turns)}: {mine['prompt_tokens']} prompt tokens; mlxgw "
-                      f"{mine['cached_tokens']} from the cache, first token {mine['ttft_s'] * 1000:,.0f} ms; "
-                      f"mlx_lm.server {other['cached_tokens']}, {other['ttft_s'] * 1000:,.0f} ms")
-        a.append(mine)
-        b.append(other)
+        result["settle_s"] = time.perf_counter() - settled
+        return result
+
+    a, b = [], []
+    for n, recorded in enumerate(turns, 1):
+        if ours_first:
+            a.append(await mine(recorded))
+            b.append(await send_turn(session, theirs.url, recorded, max_tokens))
+        else:
+            b.append(await send_turn(session, theirs.url, recorded, max_tokens))
+            a.append(await mine(recorded))
+        console.print(f"  {label} turn {n}/{len(turns)}: {a[-1]['prompt_tokens']} prompt tokens; mlxgw "
+                      f"{a[-1]['cached_tokens']} from the cache, first token {a[-1]['ttft_s'] * 1000:,.0f} ms; "
+                      f"mlx_lm.server {b[-1]['cached_tokens']}, {b[-1]['ttft_s'] * 1000:,.0f} ms")
     for result, row in zip(a, await _logged(session, ours.url, len(a)), strict=True):
         result["request_log"] = row
     return a, b
 
 
-async def _one_run(model_dir: Path, log_dir: Path, turns: list[dict], again: int, max_tokens: int, label: str
-                   ) -> dict:
+async def _one_run(model_dir: Path, log_dir: Path, turns: list[dict], again: int, max_tokens: int, label: str,
+                   ours_first: bool) -> dict:
     out: dict[str, dict] = {"mlxgw": {}, "mlx_lm_server": {}}
     kept = Path(tempfile.mkdtemp(prefix="mlxgw-bench-cache-"))
     try:
         async with aiohttp.ClientSession() as session:
             with _servers(model_dir, log_dir, None) as (ours, theirs):
                 out["mlxgw"]["turns"], out["mlx_lm_server"]["turns"] = await _replay(
-                    session, ours, theirs, turns, max_tokens, label)
+                    session, ours, theirs, turns, max_tokens, label, ours_first)
                 out["mlxgw"]["prompt_cache"] = await _written(session, ours.url)
                 shutil.copytree(ours.home / "cache", kept / "cache")
             # Both restarted: mlxgw with only the first daemon's disk cache, mlx_lm.server with nothing.
             with _servers(model_dir, log_dir, kept / "cache") as (ours, theirs):
                 out["mlxgw"]["after_restart"], out["mlx_lm_server"]["after_restart"] = await _replay(
-                    session, ours, theirs, turns[:again], max_tokens, label + " restarted,")
+                    session, ours, theirs, turns[:again], max_tokens, label + " restarted,", ours_first)
     finally:
         shutil.rmtree(kept, ignore_errors=True)
     return out
@@ -294,7 +303,7 @@ async def run(agents: list[str], turns: int | None = None, again: int = 2, max_t
             console.print(f"{session['agent']} {session['version']}: {len(replayed)} of "
                           f"{len(session['requests'])} recorded turns, {runs} runs")
             raw = [await _one_run(model_dir, log_dir, replayed, min(again, len(replayed)), max_tokens,
-                                  f"{agent} run {i + 1}/{runs}") for i in range(runs)]
+                                  f"{agent} run {i + 1}/{runs}", ours_first=i % 2 == 0) for i in range(runs)]
             ours, theirs = _median_run(raw, "mlxgw"), _median_run(raw, "mlx_lm_server")
             _table(session["agent"], runs, ours, theirs)
             checks += _targets(session["agent"], ours, theirs)
