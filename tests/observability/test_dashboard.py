@@ -51,7 +51,7 @@ async def _page(chromium, tmp_path):
 
 
 async def test_dashboard_live_in_chromium(chromium, demo_dir, tmp_path):
-    replies = [Reply(text="hello", usage=Usage(input_tokens=40, output_tokens=12)) for _ in range(3)]
+    replies = [Reply(text="hello", usage=Usage(input_tokens=40, output_tokens=12, cache_read_tokens=25)) for _ in range(3)]
     async with FakeOpenAI(*replies) as up:
         mappings = [{"pattern": "gpt-*", "backend": "oa"}, {"pattern": "demo", "backend": "local", "model": str(demo_dir)}]
         async with gateway_for({"oa": ("openai", up.url, {})}, mappings) as url, _page(chromium, tmp_path) as (page, problems):
@@ -74,6 +74,7 @@ async def test_dashboard_live_in_chromium(chromium, demo_dir, tmp_path):
             await oa.chat.completions.create(model="gpt-4o-live", messages=MSG)
             row = await page.wait_for_selector('#requests tbody tr:first-child:has-text("gpt-4o-live")')
             assert "oa:gpt-4o-live" in await row.inner_text()
+            assert await (await row.query_selector("td.cached")).inner_text() == "25"  # what the upstream read from its cache
             assert await page.evaluate("window.loadedOnce") is True  # the same page: it was not reloaded
             await oa.close()
             SCREENSHOTS.mkdir(exist_ok=True)

@@ -138,6 +138,7 @@ function requestRow(row, fresh) {
     el("td", { class: "num" }, ms(row.latency_ms)),
     el("td", { class: "num" }, ms(row.ttft_ms)),
     el("td", { class: "num" }, tokens),
+    el("td", { class: "num cached" }, num(row.cached_tokens)),
     el("td", { class: "num" }, usd(row.cost_usd)));
 }
 
