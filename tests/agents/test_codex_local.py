@@ -71,9 +71,10 @@ def answering_model(tmp_path_factory) -> Path:
 
 
 @contextlib.asynccontextmanager
-async def serve(model: Path) -> AsyncIterator[str]:
-    """`mlxgw serve` in a subprocess on this test's home, MODEL mapped to `model` on the local
-    backend; yields its base URL once /health answers, and stops it on the way out."""
+async def serve(model: Path, output: Path) -> AsyncIterator[str]:
+    """`mlxgw serve` in a subprocess on this test's home (what it prints goes to `output`), MODEL
+    mapped to `model` on the local backend; yields its base URL once /health answers, and stops it
+    on the way out."""
     port = free_port()
     paths.config_path().parent.mkdir(parents=True, exist_ok=True)
     paths.config_path().write_text(
@@ -82,12 +83,13 @@ async def serve(model: Path) -> AsyncIterator[str]:
         "[local]\ndefault_max_tokens = 64\ndisk_cache_gb = 0\n\n"
         f'[[mappings]]\npattern = "{MODEL}"\nbackend = "local"\nmodel = "{model}"\n'
     )
-    proc = subprocess.Popen([*MLXGW, "serve"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with output.open("wb") as out:
+        proc = subprocess.Popen([*MLXGW, "serve"], stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http, asyncio.timeout(START_S):
             while True:
-                assert proc.poll() is None, proc.stderr.read().decode()
+                assert proc.poll() is None, output.read_text()
                 with contextlib.suppress(aiohttp.ClientError):
                     async with http.get(url + "/health") as r:
                         if r.status == 200:
@@ -101,7 +103,6 @@ async def serve(model: Path) -> AsyncIterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        proc.stderr.close()
 
 
 async def logged(n: int) -> list[dict]:
@@ -115,7 +116,10 @@ async def logged(n: int) -> list[dict]:
 async def test_codex_runs_two_turns_on_the_local_model_and_the_second_is_served_from_the_cache(
     agent_clis, answering_model, tmp_path
 ):
-    async with serve(answering_model) as url, codex.sandbox(tmp_path, url + "/v1", model=MODEL) as (home, work, egress):
+    async with (
+        serve(answering_model, tmp_path / "serve.log") as url,
+        codex.sandbox(tmp_path, url + "/v1", model=MODEL) as (home, work, egress),
+    ):
         first = await codex.run_exec(agent_clis["codex"], home, "say hi", egress=egress, cwd=work)
         assert first.returncode == 0, first.explain()
         assert first.stdout.strip() == ANSWER, first.explain()
