@@ -29,5 +29,7 @@ KINDS: dict[str, Kind] = {
         # A server that speaks only the Responses API (OpenAI's Responses-only models): Chat
         # Completions and Anthropic clients are translated to it.
         Kind("responses", "mlxgw.backends.cloud:ResponsesBackend", "https://api.openai.com/v1", "responses"),
+        # Another mlxgw: every client's request passes through in the client's own protocol.
+        Kind("mlxgw", "mlxgw.backends.peer:MlxgwBackend", "http://127.0.0.1:8421", "openai"),
     )
 }

@@ -15,6 +15,7 @@ LOCAL = "local"  # the built-in MLX backend's name
 MAX_CHAIN = 8  # attempts in one mapping's chain, its primary included
 WILDCARDS = "*?["
 MAX_TOKENS_FIELDS = ("max_completion_tokens", "max_tokens")
+BALANCES = ("least_outstanding", "round_robin")  # how a mapping spread over backends picks the first
 
 
 def is_pattern(name: str) -> bool:
@@ -183,6 +184,15 @@ class MappingSettings:
     # Where a client key over its daily or monthly budget goes instead of a paid backend (a local
     # model); None: such a key is refused with 429.
     over_budget: Target | None = None
+    # Equivalent backends that share this mapping's load, `backend` first (config order); empty: just
+    # `backend`. Each request starts at the one `balance` picks; the others follow as failover.
+    backends: tuple[str, ...] = ()
+    balance: str = "least_outstanding"
+
+    @property
+    def spread(self) -> tuple[str, ...]:
+        """The backends a request may start at: `backends`, or `backend` alone."""
+        return self.backends or (self.backend,)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -10,8 +12,11 @@ from rich.text import Text
 from mlxgw.cli.output import console, emit_json, note_sync, open_workspace
 from mlxgw.dispatch import route_table
 from mlxgw.errors import MlxgwError
-from mlxgw.settings import MappingSettings, Target
+from mlxgw.settings import BALANCES, MappingSettings, Target
 from mlxgw.store.mappings import load_mappings
+
+Balance = enum.StrEnum("Balance", {name: name for name in BALANCES})
+
 
 app = typer.Typer(help="Map model names (fnmatch patterns) to backends and fallback chains.", no_args_is_help=True)
 
@@ -26,7 +31,13 @@ def _mapping_json(m: MappingSettings) -> dict:
         "enabled": m.enabled,
         "max_output_tokens": m.max_output_tokens,
         "over_budget": str(m.over_budget) if m.over_budget else None,
+        "backends": list(m.spread),
+        "balance": m.balance if m.backends else None,
     }
+
+
+def _backend_cell(m: MappingSettings) -> str:
+    return f"{', '.join(m.backends)} ({m.balance})" if m.backends else m.backend
 
 
 @app.command("add")
@@ -43,9 +54,16 @@ def add(
     over_budget: str | None = typer.Option(
         None, "--over-budget", help="local:MODEL answers client keys over their budget (else they get 429)."
     ),
+    spread: list[str] = typer.Option(
+        [], "--spread", "-s", help="More backends equivalent to BACKEND that share its load (NAME or NAME,NAME); repeatable."
+    ),
+    balance: Balance = typer.Option(
+        BALANCES[0], "--balance", help="How a spread mapping picks each request's first backend."
+    ),
 ) -> None:
-    """Add a mapping from PATTERN to BACKEND."""
+    """Add a mapping from PATTERN to BACKEND (and the backends it is spread over)."""
     ws = open_workspace()
+    others = [name.strip() for text in spread for name in text.split(",") if name.strip()]
     try:
         targets = tuple(Target.parse(f) for f in fallback)
         spare = Target.parse(over_budget) if over_budget else None
@@ -53,11 +71,14 @@ def add(
         raise MlxgwError(str(exc)) from None
     with ws.edit() as editor:
         mapping = MappingSettings(
-            pattern, backend, model, targets, priority, max_output_tokens=max_output_tokens, over_budget=spare
+            pattern, backend, model, targets, priority, max_output_tokens=max_output_tokens, over_budget=spare,
+            backends=(backend, *others) if others else (), balance=str(balance),
         )
         editor.add_mapping(mapping, replace_existing=replace)
     note_sync(ws.last_sync)
-    console.print(f"mapped [bold]{escape(pattern)}[/] → {escape(str(Target(backend, model)))}", highlight=False)
+    served_by = " | ".join(str(Target(name, model)) for name in mapping.spread)
+    how = f" ({balance})" if others else ""
+    console.print(f"mapped [bold]{escape(pattern)}[/] → {escape(served_by)}{how}", highlight=False)
 
 
 @app.command("remove")
@@ -82,7 +103,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
     table = Table("pattern", "backend", "model", "fallbacks", "over budget", "priority", "enabled")
     for m in mappings + disabled:
         cells = (
-            m.pattern, m.backend, m.model or "(as requested)", ", ".join(str(t) for t in m.fallbacks) or "—",
+            m.pattern, _backend_cell(m), m.model or "(as requested)", ", ".join(str(t) for t in m.fallbacks) or "—",
             str(m.over_budget) if m.over_budget else "—", str(m.priority), "yes" if m.enabled else "no",
         )
         table.add_row(*(Text(c) for c in cells))  # patterns like "[ab]*" are text, not rich markup

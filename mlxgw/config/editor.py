@@ -49,8 +49,13 @@ class ConfigEditor:
         if fresh:
             table = tomlkit.table()
             table["pattern"] = mapping.pattern
-        table["backend"] = mapping.backend
+        if mapping.backends:  # spread: `backends` replaces `backend`
+            table.pop("backend", None)
+        else:
+            table["backend"] = mapping.backend
         for key, value in (
+            ("backends", list(mapping.backends)),
+            ("balance", mapping.balance if mapping.backends else None),
             ("model", mapping.model),
             ("fallbacks", [str(t) for t in mapping.fallbacks]),
             ("priority", mapping.priority),

@@ -11,6 +11,7 @@ from mlxgw.config.locator import Locator
 from mlxgw.config.values import get, host_pattern, listed, origin, policy, reject_unknown, table
 from mlxgw.kinds import KINDS
 from mlxgw.settings import (
+    BALANCES,
     LOCAL,
     LOCAL_FILE_KEYS,
     MAX_CHAIN,
@@ -165,18 +166,20 @@ def _mapping(raw: Any, i: int, backends: dict[str, BackendSettings], where: Loca
     at = ("mappings", i)
     if not isinstance(raw, dict):
         raise where.error("each mapping must be a table", (), "mappings")
-    for key in ("pattern", "backend"):
-        if key not in raw:
-            raise where.error(f"mapping is missing {key!r}", at, None)
+    if "pattern" not in raw:
+        raise where.error("mapping is missing 'pattern'", at, None)
+    if "backend" not in raw and "backends" not in raw:
+        raise where.error("mapping is missing 'backend' (or 'backends', to spread it over several)", at, None)
     pattern = get(raw, "pattern", str, "", where, at)
-    backend = get(raw, "backend", str, "", where, at)
     if not pattern.strip():
         raise where.error("pattern must not be empty", at, "pattern")
     known = set(backends) | {LOCAL}
+    spread = _spread(raw, known, where, at)
+    backend = spread[0] if spread else get(raw, "backend", str, "", where, at)
     if backend not in known:
         raise where.error(f"unknown backend {backend!r} (known: {', '.join(sorted(known))})", at, "backend")
     model = get(raw, "model", str, None, where, at)
-    if backend == LOCAL and not model and is_pattern(pattern):
+    if LOCAL in (backend, *spread) and not model and is_pattern(pattern):
         raise where.error("a local mapping with a wildcard pattern needs a model", at, "model")
     fallbacks_raw = get(raw, "fallbacks", list, [], where, at)
     fallbacks: list[Target] = []
@@ -192,11 +195,18 @@ def _mapping(raw: Any, i: int, backends: dict[str, BackendSettings], where: Loca
             raise where.error(f"unknown backend {target.backend!r} in fallback {text!r}", at, "fallbacks")
         if _same_attempt(target, primary, pattern):
             raise where.error(f"fallback {text!r} is the mapping's own primary", at, "fallbacks")
+        if any(_same_attempt(target, Target(name, model), pattern) for name in spread):
+            raise where.error(f"fallback {text!r} is one of the mapping's backends", at, "fallbacks")
         if any(_same_attempt(target, other, pattern) for other in fallbacks):
             raise where.error(f"fallback {text!r} is listed twice", at, "fallbacks")
         fallbacks.append(target)
-    if 1 + len(fallbacks) > MAX_CHAIN:
-        raise where.error(f"a chain is at most {MAX_CHAIN} attempts", at, "fallbacks")
+    if max(1, len(spread)) + len(fallbacks) > MAX_CHAIN:
+        raise where.error(f"a chain is at most {MAX_CHAIN} attempts, its backends included", at, "fallbacks")
+    balance = get(raw, "balance", str, BALANCES[0], where, at)
+    if balance not in BALANCES:
+        raise where.error(f"unknown balance {balance!r} (known: {', '.join(BALANCES)})", at, "balance")
+    if "balance" in raw and not spread:
+        raise where.error("balance needs `backends`: two or more equivalent backends to spread over", at, "balance")
     over_budget = _over_budget(raw, where, at)
     fallback_on = tuple(get(raw, "fallback_on", list, [], where, at))
     for reason in fallback_on:
@@ -206,7 +216,7 @@ def _mapping(raw: Any, i: int, backends: dict[str, BackendSettings], where: Loca
         raw,
         {
             "pattern", "backend", "model", "fallbacks", "priority", "enabled", "fallback_on", "max_output_tokens",
-            "over_budget",
+            "over_budget", "backends", "balance",
         },
         where,
         at,
@@ -221,7 +231,28 @@ def _mapping(raw: Any, i: int, backends: dict[str, BackendSettings], where: Loca
         fallback_on=fallback_on,
         max_output_tokens=_ceiling(raw, where, at),
         over_budget=over_budget,
+        backends=spread,
+        balance=balance,
     )
+
+
+def _spread(raw: dict, known: set[str], where: Locator, at: tuple) -> tuple[str, ...]:
+    """`backends`: two or more distinct, known backends that can each serve the mapping alike."""
+    if "backends" not in raw:
+        return ()
+    if "backend" in raw:
+        raise where.error("give `backend` or `backends`, not both", at, "backends")
+    names = get(raw, "backends", list, [], where, at)
+    if not all(isinstance(name, str) for name in names):
+        raise where.error("backends must be strings (backend names)", at, "backends")
+    if len(names) < 2:
+        raise where.error("backends needs two or more names (one backend is `backend = NAME`)", at, "backends")
+    for name in names:
+        if name not in known:
+            raise where.error(f"unknown backend {name!r} (known: {', '.join(sorted(known))})", at, "backends")
+        if names.count(name) > 1:
+            raise where.error(f"backend {name!r} is listed twice", at, "backends")
+    return tuple(names)
 
 
 def _over_budget(raw: dict, where: Locator, at: tuple) -> Target | None:

@@ -50,6 +50,12 @@ class Breaker:
         self._probing = True
         return Permit(probe=True)
 
+    def available(self) -> bool:
+        """Whether `allow` would give a permit now, without taking one (or starting a half-open trial)."""
+        if self.state == "open" and self.clock() - self.opened_at < self.cooldown_s:
+            return False
+        return self.state == "closed" or not self._probing
+
     def succeeded(self, permit: Permit) -> None:
         self.outcomes.append(True)
         self.consecutive = 0

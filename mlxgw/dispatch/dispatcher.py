@@ -1,8 +1,9 @@
 """From a canonical request to an answer that has started.
 
-The requested model picks a mapping and its chain of (backend, model) attempts. Each attempt is
-tried up to `max_tries` times with exponential backoff (full jitter, honouring Retry-After), behind
-the backend's circuit breaker. An attempt has succeeded once its first meaningful item arrived
+The requested model picks a mapping and its chain of (backend, model) attempts; a mapping spread
+over equivalent backends has the balancer put this request's pick among them first (`balancer`).
+Each attempt is tried up to `max_tries` times with exponential backoff (full jitter, honouring
+Retry-After), behind the backend's circuit breaker. An attempt has succeeded once its first meaningful item arrived
 (for a stream) or its whole answer did; only then is anything sent to the client, so every failure
 before that point can still move on to the next attempt. The whole request, retries, fallbacks and
 streaming included, never outlives `request_deadline_s`.
@@ -16,9 +17,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from mlxgw.backends.base import Item, is_meaningful
+from mlxgw.backends.base import Item, RawFrame, is_meaningful
 from mlxgw.backends.registry import Registry
 from mlxgw.canonical import ChatRequest
+from mlxgw.dispatch.balancer import Balancer
 from mlxgw.dispatch.breaker import Breaker, Breakers, Permit
 from mlxgw.dispatch.client_names import in_client_names
 from mlxgw.dispatch.pacing import nothing, paced, watched
@@ -43,9 +45,11 @@ class AttemptRecord:
     model: str
     tries: int = 0
     error: str | None = None  # why it failed, or None for the one that served
+    passthrough: bool = False  # it served, relaying the upstream's own bytes in the client's protocol
 
     def as_json(self) -> dict:
-        return {"backend": self.backend, "model": self.model, "tries": self.tries, "error": self.error}
+        record = {"backend": self.backend, "model": self.model, "tries": self.tries, "error": self.error}
+        return {**record, "passthrough": True} if self.passthrough else record
 
 
 @dataclass
@@ -56,9 +60,15 @@ class Opened:
     model: str
     head: list[Item]
     tail: AsyncIterator[Item]
+    on_close: Callable[[], None] | None = None  # once, when the answer is over
 
     async def aclose(self) -> None:
-        await self.tail.aclose()
+        try:
+            await self.tail.aclose()
+        finally:
+            done, self.on_close = self.on_close, None
+            if done is not None:
+                done()
 
 
 T = TypeVar("T")
@@ -79,6 +89,7 @@ class Dispatcher:
         self.routes = routes
         self.settings = settings
         self.breakers = Breakers()
+        self.balancer = Balancer(lambda attempt: self.breaker(attempt.backend, attempt.model).available())
 
     def route(self, model: str) -> Route:
         table = self.routes()
@@ -99,7 +110,7 @@ class Dispatcher:
     async def open(self, request: ChatRequest, trace: list[AttemptRecord], *, over_budget: OverLimit | None = None) -> Opened:
         """Walk the chain until an attempt starts answering. `trace` receives one record per attempt.
         `over_budget`: the client key is over a budget, so only local models may answer."""
-        route = self.route(request.model)
+        route = self.balancer.order(self.route(request.model))
         if over_budget is not None:
             route = within_budget(route, over_budget, trace)
         request.output_ceiling = route.mapping.max_output_tokens
@@ -107,7 +118,9 @@ class Dispatcher:
         async def one_try(backend, breaker: Breaker, policy: Policy, model: str, deadline: float) -> Opened:
             return await self._try(backend, breaker, policy, request, model, deadline)
 
-        return await self._walk(route, trace, one_try)
+        opened = await self._walk(route, trace, one_try)
+        trace[-1].passthrough = any(isinstance(item, RawFrame) for item in opened.head)
+        return opened
 
     async def count_tokens(self, request: ChatRequest, trace: list[AttemptRecord]) -> int:
         """The request's input tokens, counted by the first attempt of its chain that can, under the
@@ -155,6 +168,7 @@ class Dispatcher:
                         moves_on = (
                             exc.retryable
                             or exc.status in BACKEND_AUTH_FAILURES
+                            or _backend_failed(exc)
                             or (exc.code == CONTEXT_LENGTH and "context_length" in route.mapping.fallback_on)
                         )
                         if not moves_on:
@@ -189,6 +203,19 @@ class Dispatcher:
         return await with_retries(counted_try)
 
     async def _try(
+        self, backend, breaker: Breaker, policy: Policy, request: ChatRequest, model: str, deadline: float
+    ) -> Opened:
+        """One try, counted among the backend's outstanding requests until its answer is closed."""
+        self.balancer.started(backend.name)
+        try:
+            opened = await self._try_once(backend, breaker, policy, request, model, deadline)
+        except BaseException:
+            self.balancer.finished(backend.name)
+            raise
+        opened.on_close = lambda: self.balancer.finished(backend.name)
+        return opened
+
+    async def _try_once(
         self, backend, breaker: Breaker, policy: Policy, request: ChatRequest, model: str, deadline: float
     ) -> Opened:
         permit = _permit(breaker, backend.name)
@@ -234,6 +261,13 @@ def within_budget(route: Route, over_budget: OverLimit, trace: list[AttemptRecor
     if not chain:
         raise over_budget
     return Route(route.mapping, tuple(chain))
+
+
+def _backend_failed(exc: UpstreamError) -> bool:
+    """The backend failed or is overloaded, not the request, even where it says not to retry it:
+    another mlxgw that retried and failed over already answers `x-should-retry: false`, and the
+    next backend may still answer."""
+    return exc.status >= 500 or exc.status in (408, 429)
 
 
 def _permit(breaker: Breaker, name: str) -> Permit:

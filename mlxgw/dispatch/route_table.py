@@ -21,6 +21,8 @@ class Attempt:
 class Route:
     mapping: MappingSettings
     chain: tuple[Attempt, ...]
+    # The chain's first `equivalent` attempts are the mapping's spread: any of them may go first.
+    equivalent: int = 1
 
 
 def specificity(pattern: str) -> tuple[int, int]:
@@ -50,7 +52,7 @@ class RouteTable:
     def resolve(self, model: str) -> Route | None:
         for mapping in self.ordered:
             if fnmatchcase(model, mapping.pattern):
-                return Route(mapping, chain_for(model, mapping))
+                return Route(mapping, chain_for(model, mapping), len(mapping.spread))
         return None
 
     def listed(self) -> list[str]:
@@ -66,9 +68,10 @@ class RouteTable:
 
 
 def chain_for(model: str, mapping: MappingSettings) -> tuple[Attempt, ...]:
-    """The primary then each fallback; a (backend, model) pair is never tried twice."""
+    """The primary (each of the spread, in config order) then each fallback; a (backend, model)
+    pair is never tried twice."""
     chain: list[Attempt] = []
-    for target in (Target(mapping.backend, mapping.model), *mapping.fallbacks):
+    for target in (*(Target(name, mapping.model) for name in mapping.spread), *mapping.fallbacks):
         attempt = Attempt(target.backend, target.model or model)
         if attempt not in chain:
             chain.append(attempt)
@@ -82,7 +85,7 @@ def local_models(mappings: tuple[MappingSettings, ...] | list[MappingSettings]) 
     """
     names: dict[str, str] = {}
     for m in mappings:
-        targets = [Target(m.backend, m.model or (None if is_pattern(m.pattern) else m.pattern))]
+        targets = [Target(name, m.model or (None if is_pattern(m.pattern) else m.pattern)) for name in m.spread]
         targets += [*m.fallbacks, *([m.over_budget] if m.over_budget else [])]
         for t in targets:
             if t.backend == LOCAL and t.model:

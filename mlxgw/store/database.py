@@ -68,11 +68,22 @@ def _v6(database: Database) -> None:
         database.execute_sql("ALTER TABLE requestlog ADD COLUMN replica TEXT")
 
 
+SPREAD_COLUMNS = {"backends": "TEXT NOT NULL DEFAULT '[]'", "balance": "TEXT"}
+
+
+def _v7(database: Database) -> None:
+    """Mappings spread over equivalent backends: their `backends` and `balance`."""
+    present = {column.name for column in database.get_columns("mapping")}
+    for name, sql_type in SPREAD_COLUMNS.items():
+        if name not in present:
+            database.execute_sql(f"ALTER TABLE mapping ADD COLUMN {name} {sql_type}")
+
+
 # How long SQLite itself retries a store another connection is writing, before "database is locked".
 BUSY_TIMEOUT_MS = 5000
 
 # Append-only: each entry moves the schema one version up. Never edit a released step.
-MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 
 
 def store_target(url: str | None, sqlite_path: Path) -> Path | str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mlxgw.settings import MappingSettings, Target
+from mlxgw.settings import BALANCES, MappingSettings, Target
 from mlxgw.store.tables import Mapping
 
 
@@ -20,6 +20,8 @@ def load_mappings() -> list[MappingSettings]:
             fallback_on=tuple(json.loads(row.fallback_on)),
             max_output_tokens=row.max_output_tokens,
             over_budget=Target.parse(row.over_budget) if row.over_budget else None,
+            backends=tuple(json.loads(row.backends)),
+            balance=row.balance or BALANCES[0],
         )
         for row in Mapping.select().order_by(Mapping.position)
     ]

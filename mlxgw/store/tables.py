@@ -45,6 +45,8 @@ class Mapping(BaseModel):
     fallback_on = TextField(default="[]")
     max_output_tokens = IntegerField(null=True)
     over_budget = TextField(null=True)  # "local:MODEL" for client keys over their budget
+    backends = TextField(default="[]")  # JSON list: the equivalent backends of a spread mapping
+    balance = TextField(null=True)  # how a spread mapping picks its first backend
 
 
 class Credential(BaseModel):
