@@ -20,13 +20,14 @@ from mlxgw.canonical import (
     ToolResultPart,
 )
 from mlxgw.wires.tool_names import flattened
+from mlxgw.wires.volatile import steady
 
 # Local models here are text-only; the note tells the model something was there.
 IMAGE_PLACEHOLDER = "[image omitted: this model cannot see images]"
 
 
 def to_hf_messages(request: ChatRequest) -> list[dict[str, Any]]:
-    request = flattened(request)
+    request = steady(flattened(request))
     messages: list[dict[str, Any]] = []
     system = "\n\n".join(part.text for part in request.system if part.text)
     if system:

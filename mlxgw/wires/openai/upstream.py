@@ -53,6 +53,7 @@ from mlxgw.wires.openai.stream import (
 )
 from mlxgw.wires.tool_names import flattened
 from mlxgw.wires.upstream_fields import typed, typed_field
+from mlxgw.wires.volatile import steady
 
 SCHEMA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # OpenAI's rule for json_schema names
 TOKEN_FIELDS = ("max_completion_tokens", "max_tokens")
@@ -79,7 +80,7 @@ def build_request(
 ) -> dict:
     """`token_field` names the output limit: `max_completion_tokens` for OpenAI itself (its reasoning
     models refuse `max_tokens`), `max_tokens` for the servers that know no other."""
-    req = flattened(req)
+    req = steady(flattened(req))
     messages: list[dict] = []
     if req.system:
         messages.append({"role": "system", "content": "\n\n".join(p.text for p in req.system)})

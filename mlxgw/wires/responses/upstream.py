@@ -48,6 +48,7 @@ from mlxgw.wires.json_schema import strict_for_openai
 from mlxgw.wires.openai.upstream import SCHEMA_NAME
 from mlxgw.wires.openai.upstream import error_from_upstream as error_from_upstream
 from mlxgw.wires.upstream_fields import typed, typed_field
+from mlxgw.wires.volatile import steady
 
 # reasoning.effort for a thinking budget: the first whose bound the budget is under.
 EFFORT_STEPS = ((1024, "minimal"), (4096, "low"), (16384, "medium"), (32768, "high"))
@@ -75,6 +76,7 @@ def count_body(body: dict) -> dict:
 
 
 def build_request(req: ChatRequest, model: str, *, ceiling: int | None = None) -> dict:
+    req = steady(req)
     if req.stop:
         raise cannot("stop_sequences" if req.protocol == "anthropic" else "stop", "the Responses API has no stop sequences")
     if req.logprobs or req.top_logprobs:
