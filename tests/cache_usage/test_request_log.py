@@ -54,6 +54,7 @@ async def test_local_rows_keep_what_the_worker_reused_and_its_prefill_time(demo_
     assert f"│ {rows[1]['cached_tokens']} " in log_table  # its column (the header folds at 80 columns)
 
 
+@pytest.mark.usefixtures("store_engine")
 async def test_cloud_rows_keep_the_upstreams_cache_reads_and_writes_and_no_prefill():
     anthropic_usage = Usage(input_tokens=100, output_tokens=5, cache_read_tokens=900, cache_creation_tokens=300)
     async with (
