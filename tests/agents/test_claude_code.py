@@ -27,6 +27,7 @@ from mlxgw.worker.demo import build_demo_model
 from tests.agents import claude_code
 from tests.agents.helpers import UPSTREAM_KEY, Tap, gateway
 from tests.daemon.helpers import free_port
+from tests.foundation.helpers import cli
 from tests.local.helpers import local_gateway
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -187,9 +188,10 @@ async def test_claude_code_continues_a_session_on_the_local_model_from_the_cache
     config = (f"[local]\nfirst_byte_timeout_s = 60\n\n[[mappings]]\npattern = \"claude-*\"\nbackend = \"local\"\n"
               f"model = \"{model}\"\nmax_output_tokens = {OUTPUT_TOKENS}\n")
     firsts = {}  # run -> the index of its first request (its main one: the user's new turn)
+    key = json.loads(cli("keys", "create", "claude-code", "--json").output)["key"]
     async with serve(tmp_path, config) as url, Tap(url) as tap:
         # Claude Code's main model and its small/fast one both match claude-*.
-        async with claude_code.sandbox(tmp_path, tap.url, ANTHROPIC_SMALL_FAST_MODEL="claude-haiku-4-5",
+        async with claude_code.sandbox(tmp_path, tap.url, key=key, ANTHROPIC_SMALL_FAST_MODEL="claude-haiku-4-5",
                                        ANTHROPIC_DEFAULT_HAIKU_MODEL="claude-haiku-4-5") as box:
             runs = {}
             for name, prompt, *args in [("first", "say hi"), ("second", "now say bye", "--continue"),
@@ -203,7 +205,7 @@ async def test_claude_code_continues_a_session_on_the_local_model_from_the_cache
     assert {(r.method, r.path) for r in tap.requests} == {("POST", "/v1/messages?beta=true")}
     rows = request_log()
     assert len(rows) == len(tap.requests), rows
-    assert all((r["backend"], r["status"]) == ("local", 200) for r in rows), rows
+    assert all((r["backend"], r["status"], r["client_key"]) == ("local", 200, "claude-code") for r in rows), rows
     for name in ("second", "new session"):
         row = rows[firsts[name]]
         prompt = row["input_tokens"] + row["cached_tokens"] + (row["cache_write_tokens"] or 0)
