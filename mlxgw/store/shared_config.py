@@ -52,6 +52,9 @@ def _canon(shared: dict) -> str:
     return json.dumps(shared, sort_keys=True, ensure_ascii=False)
 
 
+EMPTY = _canon(_shared({}))
+
+
 def _base_path() -> Path:
     return paths.home() / "shared-config.json"
 
@@ -98,7 +101,7 @@ def merge(path: Path, *, write: bool) -> Merged:
     elif local == stored:
         seen = local
     else:
-        conflict = local != base
+        conflict = local not in (base, EMPTY)  # a new replica's file with no backends or mappings is no edit
         if conflict:
             log.warning("%s: its [backends] and [[mappings]] differ from the shared store's, which were changed "
                         "meanwhile by another replica; the store's are used", path)
