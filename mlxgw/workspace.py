@@ -62,7 +62,7 @@ def store_turn(*, wait: bool = True) -> Iterator[None]:
 
 def _load_and_sync(path: Path, vault: Vault, *, rewrite_config: bool = True, wait: bool = True) -> SyncReport:
     """Read the config (inside the lock, never before it) and make the store match it. With a
-    shared store, the config's [backends] and [[mappings]] are merged with the store's first
+    shared store, the config's [backends], [[mappings]] and [pricing] are merged with the store's first
     (mlxgw.store.shared_config); a daemon (`rewrite_config=False`) never writes its file."""
     config.ensure_config(path)
     if not shared():

@@ -1,6 +1,6 @@
-"""Replicas on one shared (PostgreSQL) store: the config's shared part, `[backends]` and
-`[[mappings]]`, lives in the store, and each replica's TOML holds a copy of it beside its own
-sections (`[server]`, `[local]`, `[pricing]`, `[store]`).
+"""Replicas on one shared (PostgreSQL) store: the config's shared part, `[backends]`,
+`[[mappings]]` and `[pricing]`, lives in the store, and each replica's TOML holds a copy of it
+beside its own sections (`[server]`, `[local]`, `[store]`).
 
 The rule, applied under the store's lock whenever a replica reads its config: the store's copy is
 the truth. A replica's file that still matches what this replica last saw (`base`) takes the
@@ -28,7 +28,7 @@ from mlxgw.store.tables import Meta
 
 log = logging.getLogger("mlxgw.store")
 
-SHARED = ("backends", "mappings")
+SHARED = ("backends", "mappings", "pricing")  # [pricing] too: the shared budgets count one price
 META_KEY = "shared_config"
 
 
@@ -45,7 +45,7 @@ def _shared(data: dict) -> dict:
     if isinstance(backends, dict):
         backends = {n: {k: v for k, v in b.items() if k != "api_key"} if isinstance(b, dict) else b
                     for n, b in backends.items()}
-    return {"backends": backends, "mappings": data.get("mappings", [])}
+    return {"backends": backends, "mappings": data.get("mappings", []), "pricing": data.get("pricing", {})}
 
 
 def _canon(shared: dict) -> str:
@@ -80,6 +80,13 @@ def _with_shared(doc: tomlkit.TOMLDocument, shared: dict) -> tomlkit.TOMLDocumen
         doc["mappings"] = tomlkit.aot()
         for raw in shared["mappings"]:
             doc["mappings"].append(tomlkit.item(raw))
+    if shared["pricing"]:
+        pricing = tomlkit.table()
+        for model, price in shared["pricing"].items():
+            pricing[model] = tomlkit.inline_table()
+            pricing[model].update(price)
+        doc.add(tomlkit.nl())
+        doc["pricing"] = pricing
     return doc
 
 
@@ -103,7 +110,7 @@ def merge(path: Path, *, write: bool) -> Merged:
     else:
         conflict = local not in (base, EMPTY)  # a new replica's file with no backends or mappings is no edit
         if conflict:
-            log.warning("%s: its [backends] and [[mappings]] differ from the shared store's, which were changed "
+            log.warning("%s: its [backends], [[mappings]] and [pricing] differ from the shared store's, which were changed "
                         "meanwhile by another replica; the store's are used", path)
         doc = _with_shared(doc, json.loads(stored))
         seen = stored

@@ -107,3 +107,9 @@ def test_a_hand_edit_is_pushed_unless_the_store_changed_meanwhile_then_the_store
     monkeypatch.setenv("MLXGW_HOME", str(b))
     assert _patterns() == ["by-hand", "second"]
     assert 'pattern = "lost"' not in path.read_text()
+    # Prices are shared too: every replica counts the shared budgets at the same price.
+    path.write_text(path.read_text() + '\n[pricing]\n"groq:*" = { input = 0.5, output = 1 }\n')
+    cli("config", "sync")
+    monkeypatch.setenv("MLXGW_HOME", str(a))
+    cli("map", "list")
+    assert '"groq:*" = {input = 0.5, output = 1}' in (a / "config.toml").read_text()
