@@ -25,6 +25,7 @@ async def _rows(url: str, after: int = 0, n: int = 1) -> dict:
     return await eventually(enough, timeout=5)
 
 
+@pytest.mark.usefixtures("store_engine")
 async def test_requests_after_an_id_and_stats_since_a_window():
     replies = [Reply(status=503), Reply(status=503), Reply(text="ok", usage=Usage(input_tokens=11, output_tokens=7))]
     async with FakeOpenAI(*replies) as p, FakeOpenAI(Reply(text="b", usage=Usage(input_tokens=5, output_tokens=3))) as b:

@@ -30,6 +30,7 @@ def texts(messages: list[dict]) -> list[tuple[str, str]]:
     return out
 
 
+@pytest.mark.usefixtures("store_engine")
 async def test_previous_response_id_continues_the_conversation(gateway):
     gateway.openai_up.push(Reply(text="Hello Ada."), Reply(text="Your name is Ada."))
     gateway.anthropic_up.push(Reply(text="Ada Lovelace, I presume."))
@@ -74,6 +75,7 @@ async def test_a_tool_loop_on_previous_response_id(gateway):
     assert messages[2]["content"][0]["tool_use_id"] == "toolu_1"
 
 
+@pytest.mark.usefixtures("store_engine")
 async def test_retrieve_list_input_items_and_delete(gateway):
     client = gateway.openai()
     first = await client.responses.create(model=CHAT, input="one")
@@ -134,6 +136,7 @@ async def test_bad_paging_is_a_400(gateway):
         assert (r.status, r.json["error"]["param"]) == (400, param)
 
 
+@pytest.mark.usefixtures("store_engine")
 async def test_responses_days_prunes_in_the_background(gateway):
     client = gateway.openai()
     old = await client.responses.create(model=CHAT, input="old")
