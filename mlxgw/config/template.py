@@ -88,7 +88,7 @@ idle_unload_s = {L.idle_unload_s:g}          # a model unused this long is unloa
 
 # The store: an SQLite file in the home unless set. Gateway replicas behind one load balancer share a
 # PostgreSQL store (MLXGW_STORE_URL overrides this; the password comes from PGPASSWORD or ~/.pgpass,
-# never from here). With a shared store, backends and mappings live in the store: see the README.
+# never from here). With a shared store, backends, mappings and prices live in the store (README: Scaling out).
 # [store]
 # url = "postgresql://mlxgw@db.lan:5432/mlxgw"
 """.format(S=ServerSettings(), P=Policy(), L=LocalSettings(), PRICES_AS_OF=PRICES_AS_OF,
