@@ -306,9 +306,12 @@ async def run(agents: list[str], turns: int | None = None, again: int = 2, max_t
                                   f"{agent} run {i + 1}/{runs}", ours_first=i % 2 == 0) for i in range(runs)]
             ours, theirs = _median_run(raw, "mlxgw"), _median_run(raw, "mlx_lm_server")
             _table(session["agent"], runs, ours, theirs)
+            mine, other = _summary(ours["turns"]), _summary(theirs["turns"])
+            console.print(f"cache hit ratio over the session: mlxgw {mine['hit_ratio']:.1%} of {mine['prompt_tokens']} "
+                          f"prompt tokens, mlx_lm.server {other['hit_ratio']:.1%}")
             checks += _targets(session["agent"], ours, theirs)
             results[agent] = {"agent": session["agent"], "version": session["version"],
-                              "summary": {"mlxgw": _summary(ours["turns"]), "mlx_lm_server": _summary(theirs["turns"])},
+                              "summary": {"mlxgw": mine, "mlx_lm_server": other},
                               "median": {"mlxgw": ours, "mlx_lm_server": theirs}, "runs": raw}
     targets_table(checks)
     return {"settings": {"agents": agents, "turns": turns, "replayed_after_restart": again, "max_tokens": max_tokens,
