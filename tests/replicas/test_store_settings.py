@@ -5,13 +5,18 @@ start at once, and the rule that keeps replicas' config files from fighting over
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 
 import psycopg
 
+from fakes.upstream import FakeOpenAI
+from mlxgw import config, paths
 from mlxgw.store.database import MIGRATIONS
 from tests.foundation.helpers import cli
+from tests.spend.helpers import MSG, configure, gateway, logged, openai_client
 
 MLXGW = [sys.executable, "-m", "mlxgw"]
 
@@ -81,8 +86,6 @@ def _patterns() -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    import os
-
     env = dict(os.environ)
     env.pop("MLXGW_CONFIG", None)
     return env
@@ -113,3 +116,12 @@ def test_a_hand_edit_is_pushed_unless_the_store_changed_meanwhile_then_the_store
     monkeypatch.setenv("MLXGW_HOME", str(a))
     cli("map", "list")
     assert '"groq:*" = {input = 0.5, output = 1}' in (a / "config.toml").read_text()
+
+
+async def test_a_replica_without_a_name_logs_as_its_host_and_port(mlxgw_home):
+    async with FakeOpenAI() as up:
+        configure({"oa": ("openai", up.url, {})}, [{"pattern": "gpt-*", "backend": "oa"}])
+        port = config.load(paths.config_path()).server.port
+        async with gateway() as url, openai_client(url, "none") as client:
+            await client.chat.completions.create(model="gpt-4o", messages=MSG)
+    assert [r["replica"] for r in logged(5)] == [f"{socket.gethostname()}:{port}"]
