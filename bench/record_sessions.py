@@ -14,14 +14,12 @@ from __future__ import annotations
 import asyncio
 import json
 import lzma
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from fakes import FakeAnthropic, FakeResponses, Reply, ToolCall
-from tests.agents import codex, tools
-from tests.agents.codex import Egress
+from tests.agents import claude_code, codex, tools
 
 SESSIONS = Path(__file__).parent / "sessions"
 # Headers that change what a server does with a body; the rest (keys, ids, user agents) is not kept.
@@ -92,42 +90,14 @@ def _codex_script() -> list[Reply]:
     ]
 
 
-def _env(home: Path, egress: Egress) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),  # nothing of the user's own home is read or written
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
-        **{name: egress.url for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy",
-                                         "all_proxy")},
-    }
-
-
-async def _run(argv: list[str], cwd: Path, env: dict[str, str]) -> None:
-    proc = await asyncio.create_subprocess_exec(*argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), RUN_TIMEOUT_S)
-    except TimeoutError:
-        proc.kill()
-        out, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{Path(argv[0]).name} exited {proc.returncode}:\n{out.decode()[-2000:]}\n{err.decode()[-4000:]}")
-
-
-async def record_claude(claude: Path, tmp: Path) -> list[dict[str, Any]]:
-    work = tmp / "work"
-    _project(work)
-    home = tmp / "home"
-    (home / ".claude").mkdir(parents=True)
-    async with MainLoopAnthropic(*_claude_script(work)) as up, Egress() as egress:
-        env = {**_env(home, egress), "CLAUDE_CONFIG_DIR": str(home / ".claude"), "ANTHROPIC_BASE_URL": up.url,
-               "ANTHROPIC_API_KEY": "sk-ant-recorder", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-               "DISABLE_AUTOUPDATER": "1", "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1",
-               # Permission prompts off: the scripted tools run without asking (as root only in a sandbox).
-               "IS_SANDBOX": "1"}
-        await _run([str(claude), "-p", PROMPT, "--dangerously-skip-permissions"], work, env)
-        assert not egress.attempts, f"Claude Code reached for the network: {egress.attempts}"
+async def record_claude(cli: Path, tmp: Path) -> list[dict[str, Any]]:
+    async with MainLoopAnthropic(*_claude_script(tmp / "work")) as up:
+        # Permission prompts off, so that the scripted tools run unasked (as root, only in a sandbox).
+        async with claude_code.sandbox(tmp, up.url, IS_SANDBOX="1") as box:
+            _project(box.work)
+            run = await box.run(cli, PROMPT, "--dangerously-skip-permissions", timeout=RUN_TIMEOUT_S)
+            if run.returncode != 0:
+                raise RuntimeError(run.explain())
         requests = up.requests
     return [_turn(r.path + ("?" + "&".join(f"{k}={v}" for k, v in r.query.items()) if r.query else ""),
                   r.headers, r.json) for r in requests if r.method == "POST"]
