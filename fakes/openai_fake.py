@@ -177,8 +177,12 @@ class FakeOpenAI(FakeUpstream):
             }
             frames.append(b"data: " + json.dumps(tail).encode() + b"\n\n")
         frames.append(b"data: [DONE]\n\n")
-        err = {"error": self.error_body(500, Reply(status=500), "")["error"]}
+        err = self.stream_error_body()
         return await self._send_sse(request, reply, frames, b"data: " + json.dumps(err).encode() + b"\n\n")
+
+    def stream_error_body(self) -> dict[str, Any]:
+        """The JSON of an error frame in a stream."""
+        return {"error": self.error_body(500, Reply(status=500), "")["error"]}
 
     @staticmethod
     def _tool_deltas(calls, fragments, interleave: bool) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from .script import (
     fake_token_count,
     refused_url,
 )
+from .vllm_fake import FakeVLLM
 
 
 def fake_upstream(protocol: str, *replies: Reply, **kwargs) -> FakeUpstream:
@@ -32,6 +33,7 @@ __all__ = [
     "FakeOpenAI",
     "FakeResponses",
     "FakeUpstream",
+    "FakeVLLM",
     "RecordedRequest",
     "Reply",
     "Thinking",

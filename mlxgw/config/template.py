@@ -76,6 +76,9 @@ idle_unload_s = {L.idle_unload_s:g}          # a model unused this long is unloa
 # over_budget = "local:demo"                   # optional: a client key over its daily or monthly budget
 #                                              # (`mlxgw keys create NAME --daily-usd 5`) is answered by this
 #                                              # local model instead; without it, such a key gets 429
+# backends = ["mac1", "mac2"]                  # instead of `backend`: equivalent backends sharing the load;
+# balance = "least_outstanding"                # each request starts at the least busy ("round_robin": in turn),
+#                                              # the others follow as failover, then the fallbacks
 
 # Prices in USD per million tokens, for the cost of each request (`mlxgw stats --by key --by day`) and
 # client keys' budgets. mlxgw ships estimates for common OpenAI and Anthropic models (as of {PRICES_AS_OF});

@@ -224,7 +224,9 @@ def events_from_response(body: dict) -> list[Event]:
 
 
 def error_from_upstream(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
-    error = error_body_json(body).get("error")
+    parsed = error_body_json(body)
+    # vLLM before its errors took OpenAI's shape: {"object": "error", "message": …, "type": …, "code": 400}.
+    error = parsed if parsed.get("object") == "error" and "error" not in parsed else parsed.get("error")
     message = error_message(status, body, error)
     code = error.get("code") if isinstance(error, dict) else None
     code = str(code) if code is not None else None
