@@ -15,6 +15,10 @@ from tests.worker.helpers import WAIT_S, answer, chat, run, until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
+# Long enough that an uncancelled answer outlasts WAIT_S even on a fast machine: only the
+# cancellation can end it within the wait (a short answer could end on its own under load).
+LONG = 40_000
+
 
 async def test_concurrent_requests_decode_in_one_batch(own_backend):
     local = own_backend()
@@ -32,7 +36,7 @@ async def test_concurrent_requests_decode_in_one_batch(own_backend):
 
 async def test_a_request_joins_a_running_batch(own_backend):
     local = own_backend()
-    first = local.stream(chat("A long answer, please.", max_tokens=1500), "demo")
+    first = local.stream(chat("A long answer, please.", max_tokens=LONG), "demo")
     async with asyncio.timeout(WAIT_S):
         async for event in first:
             if isinstance(event, TextDelta):
@@ -52,36 +56,36 @@ async def test_cancelling_the_stream_removes_the_sequence(backend):
         return (await backend.status())["batch"]["cancelled"]
 
     before = await cancelled_count()
-    stream = backend.stream(chat("Go on for a long while.", max_tokens=1500), "demo")
+    stream = backend.stream(chat("Go on for a long while.", max_tokens=LONG), "demo")
     async with asyncio.timeout(WAIT_S):
         async for event in stream:
             if isinstance(event, TextDelta):
                 break
         assert await active() == 1
         await stream.aclose()
-    await until(lambda: _is(active, 0), timeout=2)
+    await until(lambda: _is(active, 0), timeout=WAIT_S)
     assert await cancelled_count() == before + 1
 
     # A consumer task that is cancelled cancels its sequence too.
     async def consume():
-        async for _ in backend.stream(chat("And again, at length.", max_tokens=1500), "demo"):
+        async for _ in backend.stream(chat("And again, at length.", max_tokens=LONG), "demo"):
             pass
 
     task = asyncio.create_task(consume())
     await until(lambda: _is(active, 1), timeout=WAIT_S)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    await until(lambda: _is(active, 0), timeout=2)
+    await until(lambda: _is(active, 0), timeout=WAIT_S)
     assert await cancelled_count() == before + 2
 
     # So does a consumer that breaks out of the loop and drops the stream.
     async def first_text():
-        async for event in backend.stream(chat("Once more.", max_tokens=1500), "demo"):
+        async for event in backend.stream(chat("Once more.", max_tokens=LONG), "demo"):
             if isinstance(event, TextDelta):
                 return event
 
     assert await asyncio.wait_for(first_text(), WAIT_S)
-    await until(lambda: _is(active, 0), timeout=2)
+    await until(lambda: _is(active, 0), timeout=WAIT_S)
     assert await cancelled_count() == before + 3
 
 
@@ -94,7 +98,7 @@ async def test_a_killed_worker_fails_in_flight_requests_and_is_restarted(own_bac
     await asyncio.wait_for(local.start(), WAIT_S)
     pid = (await local.status())["pid"]
 
-    stream = local.stream(chat("Keep talking.", max_tokens=1500), "demo")
+    stream = local.stream(chat("Keep talking.", max_tokens=LONG), "demo")
     with pytest.raises(UpstreamError) as caught:
         async with asyncio.timeout(WAIT_S):
             async for event in stream:
@@ -182,7 +186,7 @@ async def test_pool_evicts_the_least_recently_used_model(own_backend, demo_dir, 
 
 async def test_a_generating_model_unloads_only_when_it_is_done(own_backend):
     local = own_backend()
-    stream = local.stream(chat("Long answer.", max_tokens=1500), "demo")
+    stream = local.stream(chat("Long answer.", max_tokens=LONG), "demo")
     async with asyncio.timeout(WAIT_S):
         async for event in stream:
             if isinstance(event, TextDelta):
