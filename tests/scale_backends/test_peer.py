@@ -13,7 +13,15 @@ import anthropic
 import openai
 import pytest
 
-from fakes.upstream import FakeAnthropic, FakeOpenAI, Reply, Thinking, ToolCall
+from fakes.upstream import (
+    FakeAnthropic,
+    FakeOpenAI,
+    FakeResponses,
+    Reply,
+    Thinking,
+    ToolCall,
+    fake_token_count,
+)
 from tests.failover.rig import flushed_rows
 from tests.foundation.helpers import cli
 from tests.gateway.helpers import ask_anthropic, ask_openai, start_gateway
@@ -201,3 +209,21 @@ async def test_the_second_gateways_errors_map_sensibly_through_the_first(tmp_pat
             assert limited.value.body["error"]["type"] == "rate_limit_error"
             assert int(limited.value.response.headers["retry-after"]) >= 1
             assert len(up.requests) == 3
+
+
+async def test_responses_and_token_counts_through_two_gateways(tmp_path):
+    async with FakeResponses(Reply(text="Hello from the Responses API")) as rup, FakeAnthropic() as aup, peer_gateway(
+        tmp_path / "second", {"rup": ("responses", rup.url), "aup": ("anthropic", aup.url)},
+        [{"pattern": "gpt-5*", "backend": "rup"}, {"pattern": "claude-*", "backend": "aup"}], {"rup": "k1", "aup": "k2"},
+    ) as peer:
+        _front_uses(peer, ("gpt-5*", "second"), ("claude-*", "second"))
+        async with _front() as url, openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=20) as oa:
+            answer = await oa.responses.create(model="gpt-5", input="hi", store=False, extra_body={"x_vendor": 1})
+            assert answer.output_text == "Hello from the Responses API"
+            (sent,) = rup.requests
+            assert (sent.path, sent.json["input"], sent.json["x_vendor"]) == ("/v1/responses", "hi", 1)
+        async with _front() as url, anthropic.AsyncAnthropic(base_url=url, api_key="x", max_retries=0, timeout=20) as ac:
+            counted = await ac.messages.count_tokens(model="claude-sonnet-4-6", messages=MSG)
+            (sent,) = aup.requests
+            assert sent.path == "/v1/messages/count_tokens"  # counted by the innermost server, not estimated
+            assert counted.input_tokens == fake_token_count(sent.json)

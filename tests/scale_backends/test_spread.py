@@ -81,3 +81,19 @@ async def test_a_sick_backend_is_taken_out_by_its_breaker_and_comes_back():
             assert len(mac1.requests) > tried_mac1
             health = (await get(url + "/health")).json
             assert health["backends"]["mac1"]["breaker"]["state"] == "closed"
+
+
+async def test_a_stream_in_flight_counts_until_it_ends():
+    slow = Reply(text="one two three four five six", chunk_delay_s=0.2)
+    async with FakeOpenAI(slow) as a, FakeOpenAI(slow) as b:
+        backends = {"a": ("openai", a.url, {}), "b": ("openai", b.url, {})}
+        async with gateway_for(backends, [{"pattern": "m", "backends": ["a", "b"]}]) as url, client(url) as oa:
+            stream = await oa.chat.completions.create(model="m", messages=MSG, stream=True)
+            first = await anext(stream)  # answering, from `a` (ties start at the first)
+            assert first.choices[0].delta is not None and len(a.requests) == 1
+            # While its stream is open, `a` has one request outstanding: the others go to `b`.
+            assert await _served_by(oa, 3) == ["b"] * 3
+            assert [chunk async for chunk in stream]
+            # Its stream over, `a` is a pick again.
+            served = [(await _served_by(oa))[0] for _ in range(4)]
+            assert "a" in served, served
