@@ -11,10 +11,19 @@ every path.
 
 from __future__ import annotations
 
+import contextvars
+
 from mlxgw.backends.cloud import BASE_HEADERS, AnthropicBackend, OpenAIBackend
 from mlxgw.canonical import ChatRequest
 from mlxgw.wires import anthropic, openai, responses
 from mlxgw.wires.base import UpstreamWire
+
+# How many mlxgw gateways the request in progress came through (the server reads the header into
+# HOPS): each hop adds one, and a gateway refuses a request past MAX_HOPS, so a base_url that leads
+# back to a gateway on the path fails at once instead of looping until the request deadline.
+HOPS_HEADER = "x-mlxgw-hops"
+MAX_HOPS = 5
+HOPS: contextvars.ContextVar[int] = contextvars.ContextVar("mlxgw_hops", default=0)
 
 
 class MlxgwBackend(OpenAIBackend):
@@ -40,6 +49,7 @@ class MlxgwBackend(OpenAIBackend):
             headers.update(request.client_headers)
         if wire is anthropic:
             headers.setdefault("anthropic-version", self.anthropic_version)
+        headers[HOPS_HEADER] = str(HOPS.get() + 1)
         key = self.upstream.key()
         if key:
             headers["authorization"] = f"Bearer {key}"

@@ -12,7 +12,7 @@ from aiohttp import web
 from mlxgw.backends.base import Backend
 from mlxgw.backends.registry import Registry
 from mlxgw.dispatch.dispatcher import Dispatcher
-from mlxgw.server import activity, admin, auth, dashboard, guard, middleware, responses, scrape
+from mlxgw.server import activity, admin, auth, dashboard, guard, hops, middleware, responses, scrape
 from mlxgw.server.appkeys import (
     CATALOG,
     DISPATCHER,
@@ -48,7 +48,7 @@ def create_app(
     and the workspace's store."""
     app = web.Application(
         client_max_size=int(settings.server.max_request_mb * 1024 * 1024),
-        middlewares=[middleware.errors, guard.guard, auth.auth],
+        middlewares=[middleware.errors, guard.guard, auth.auth, hops.hops],
     )
     app.on_response_prepare.append(guard.cors_headers)
     app[SETTINGS] = settings

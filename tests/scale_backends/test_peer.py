@@ -24,7 +24,7 @@ from fakes.upstream import (
 )
 from tests.failover.rig import flushed_rows
 from tests.foundation.helpers import cli
-from tests.gateway.helpers import ask_anthropic, ask_openai, start_gateway
+from tests.gateway.helpers import ask_anthropic, ask_openai, eventually, start_gateway
 from tests.scale_backends.peer import peer_gateway
 
 OPENAI_KEY = "sk-test-innermost-openai-0001"
@@ -227,3 +227,21 @@ async def test_responses_and_token_counts_through_two_gateways(tmp_path):
             (sent,) = aup.requests
             assert sent.path == "/v1/messages/count_tokens"  # counted by the innermost server, not estimated
             assert counted.input_tokens == fake_token_count(sent.json)
+
+
+async def test_a_gateway_that_leads_back_to_itself_is_refused_not_looped():
+    cli("map", "list")
+    async with _front() as url, openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=20) as oa:
+        cli("creds", "set", "loop", "--type", "mlxgw", "--base-url", url, "--no-key")  # itself, by mistake
+        cli("map", "add", "*", "loop")
+
+        async def refused():
+            try:
+                await oa.chat.completions.create(model="m", messages=MSG)
+            except openai.BadRequestError as exc:
+                return exc
+            except openai.NotFoundError:
+                return None  # the mapping is not loaded yet
+
+        exc = await eventually(refused, timeout=10)
+        assert "came through 5 mlxgw gateways" in exc.message and "check its base_url" in exc.message
