@@ -125,5 +125,7 @@ def resolve(
         emit_json({"model": model, "mapping": route.mapping.pattern, "chain": chain})
         return
     console.print(f"[bold]{escape(model)}[/] matches mapping [bold]{escape(route.mapping.pattern)}[/]", highlight=False)
+    if route.equivalent > 1:
+        console.print(f"  any of the first {route.equivalent} may go first ({route.mapping.balance}); the others follow")
     for i, a in enumerate(route.chain, 1):
         console.print(f"  {i}. {a.backend} → {a.model}", markup=False, highlight=False)

@@ -58,6 +58,7 @@ def test_map_add_spread_writes_backends_and_balance(mlxgw_home):
         {"backend": "mac1", "model": "qwen3"}, {"backend": "mac2", "model": "qwen3"},
         {"backend": "mac3", "model": "qwen3"}, {"backend": "local", "model": "small"},
     ]
+    assert "any of the first 3 may go first (round_robin)" in cli("map", "resolve", "qwen-x").output
     table = cli("map", "list").output
     assert all(name in table for name in ("mac1", "mac2", "mac3"))
 
