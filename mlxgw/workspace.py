@@ -68,7 +68,7 @@ def _load_and_sync(path: Path, vault: Vault, *, rewrite_config: bool = True, wai
     if not shared():
         return sync(config.load(path), vault, rewrite_config=rewrite_config)
     with store_turn(wait=wait):
-        return sync(merge(path, write=rewrite_config).settings, vault, rewrite_config=rewrite_config)
+        return sync(merge(path, write=rewrite_config), vault, rewrite_config=rewrite_config)
 
 
 @dataclass

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import tomlkit
@@ -30,13 +29,6 @@ log = logging.getLogger("mlxgw.store")
 
 SHARED = ("backends", "mappings", "pricing")  # [pricing] too: the shared budgets count one price
 META_KEY = "shared_config"
-
-
-@dataclass
-class Merged:
-    settings: Settings
-    pushed: bool = False  # this replica's file became the store's copy
-    conflict: bool = False  # both changed: the store's copy won over this file's
 
 
 def _shared(data: dict) -> dict:
@@ -90,7 +82,7 @@ def _with_shared(doc: tomlkit.TOMLDocument, shared: dict) -> tomlkit.TOMLDocumen
     return doc
 
 
-def merge(path: Path, *, write: bool) -> Merged:
+def merge(path: Path, *, write: bool) -> Settings:
     """This replica's settings with the store's shared part. Call inside a transaction that holds
     the store's lock (`postgres.lock_store`). With `write` (a command, never the daemon), the file
     is rewritten when it takes the store's copy, and `base` remembers what was seen."""
@@ -100,16 +92,14 @@ def merge(path: Path, *, write: bool) -> Merged:
     row = Meta.get_or_none(Meta.key == META_KEY)
     stored = row.value if row else None
     base = _read_base()
-    pushed = conflict = False
     if stored is None or (local != stored and stored == base):
         put_meta(META_KEY, local)
         bump_generation()
-        pushed, seen = True, local
+        seen = local
     elif local == stored:
         seen = local
     else:
-        conflict = local not in (base, EMPTY)  # a new replica's file with no backends or mappings is no edit
-        if conflict:
+        if local not in (base, EMPTY):  # a new replica's file with no backends or mappings is no edit
             log.warning("%s: its [backends], [[mappings]] and [pricing] differ from the shared store's, which were changed "
                         "meanwhile by another replica; the store's are used", path)
         doc = _with_shared(doc, json.loads(stored))
@@ -121,4 +111,4 @@ def merge(path: Path, *, write: bool) -> Merged:
             write_atomic(path, text, mode=path.stat().st_mode & 0o777)
         if base != seen:
             write_atomic(_base_path(), seen, mode=0o600)
-    return Merged(settings, pushed=pushed, conflict=conflict)
+    return settings
