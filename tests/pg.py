@@ -129,6 +129,22 @@ class Server:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
 
+    def password_user(self, name: str, password: str) -> str:
+        """A role that must give `password` (SCRAM; everyone else stays trusted) and the URL of a
+        fresh database it owns, the URL without the password."""
+        import psycopg
+
+        hba = self.data / "pg_hba.conf"
+        line = f"host all {name} 127.0.0.1/32 scram-sha-256\n"
+        if line not in hba.read_text():
+            hba.write_text(line + hba.read_text())  # first match wins: before the trust lines
+            self._pg("pg_ctl", "reload", "-D", str(self.data))
+        url = self.create_database()
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'")
+            conn.execute(f'ALTER DATABASE "{url.rsplit("/", 1)[1]}" OWNER TO "{name}"')
+        return url.replace(f"{USER}@", f"{name}@", 1)
+
     def create_database(self) -> str:
         """A fresh, empty database's URL (CREATE DATABASE copies template1: a few ms)."""
         import psycopg

@@ -68,6 +68,24 @@ def test_a_store_that_cannot_be_reached_is_a_one_line_error_without_the_password
     assert "env-pw-123" not in result.output
 
 
+def test_the_password_comes_from_pgpassword_or_a_pgpass_file(mlxgw_home, pg_server, monkeypatch, tmp_path):
+    url = pg_server.password_user("team", "pw-from-env-42")
+    monkeypatch.setenv("MLXGW_STORE_URL", url)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "none"))  # not this machine's ~/.pgpass
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    refused = cli("keys", "list", ok=False)
+    assert "cannot use the store at " + url in refused.output and "password" in refused.output
+    monkeypatch.setenv("PGPASSWORD", "pw-from-env-42")
+    cli("keys", "create", "by-env")
+    monkeypatch.delenv("PGPASSWORD")
+    pgpass = tmp_path / "pgpass"
+    pgpass.write_text("127.0.0.1:*:*:team:pw-from-env-42\n")
+    pgpass.chmod(0o600)  # libpq ignores a password file others can read
+    monkeypatch.setenv("PGPASSFILE", str(pgpass))
+    cli("keys", "create", "by-file")
+    assert sorted(k["name"] for k in json.loads(cli("keys", "list", "--json").output)) == ["by-env", "by-file"]
+
+
 def test_replicas_starting_at_once_on_a_fresh_database_migrate_it_once(tmp_path, pg_url):
     procs = []
     for i in range(4):
