@@ -33,7 +33,7 @@ def _read_key(name: str) -> str:
 @app.command("set")
 def set_(
     name: str = typer.Argument(..., help="Backend name, e.g. openai, anthropic, groq."),
-    btype: str | None = typer.Option(None, "--type", "-t", help="openai or anthropic (default: NAME when it is one of them)."),
+    btype: str | None = typer.Option(None, "--type", "-t", help=f"The kind of backend: {', '.join(KINDS)} (default: NAME when it is one of them)."),
     base_url: str | None = typer.Option(None, "--base-url", help="The API base URL, as the official SDK of that type takes it."),
     no_key: bool = typer.Option(False, "--no-key", help="This backend needs no API key: any stored key (and api_key_env) is dropped."),
 ) -> None:
