@@ -156,32 +156,27 @@ async def _logged(session: aiohttp.ClientSession, url: str, n: int) -> list[dict
 
 
 @contextlib.contextmanager
-def _mlx_server(model_dir: Path, log_dir: Path) -> Iterator[str]:
+def _servers(model_dir: Path, log_dir: Path, disk_cache: Path | None) -> Iterator[tuple[procs.Gateway, procs.Gateway]]:
+    """(mlxgw with the demo model in its worker, mlxgw in front of mlx_lm.server): fresh daemons, the
+    first given `disk_cache` as its <home>/cache, and a fresh mlx_lm.server, loading its model while
+    the daemons start."""
     port = procs.free_port()
     server = procs.spawn("mlx_lm.server", [sys.executable, "-m", "mlx_lm.server", "--model", str(model_dir),
                                            "--host", "127.0.0.1", "--port", str(port)], log_dir=log_dir,
                          env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"})
     try:
-        procs.wait_http(server, f"http://127.0.0.1:{port}/health", 120)
-        yield f"http://127.0.0.1:{port}"
+        with contextlib.ExitStack() as stack:
+            ours = stack.enter_context(procs.gateway(
+                log_dir, mappings=[{"pattern": MODEL, "backend": "local", "model": str(model_dir)}]))
+            if disk_cache is not None:  # before the first request starts the worker
+                shutil.copytree(disk_cache, ours.home / "cache", dirs_exist_ok=True)
+            theirs = stack.enter_context(procs.gateway(
+                log_dir, backends={"mlx": {"type": "openai", "base_url": f"http://127.0.0.1:{port}/v1"}},
+                mappings=[{"pattern": MODEL, "backend": "mlx", "model": MLX_SERVER_MODEL}]))
+            procs.wait_http(server, f"http://127.0.0.1:{port}/health", 120)
+            yield ours, theirs
     finally:
         server.stop()
-
-
-@contextlib.contextmanager
-def _servers(model_dir: Path, log_dir: Path, disk_cache: Path | None) -> Iterator[tuple[procs.Gateway, procs.Gateway]]:
-    """(mlxgw with the demo model in its worker, mlxgw in front of mlx_lm.server): fresh daemons, the
-    first given `disk_cache` as its <home>/cache, and a fresh mlx_lm.server."""
-    with contextlib.ExitStack() as stack:
-        ours = stack.enter_context(procs.gateway(
-            log_dir, mappings=[{"pattern": MODEL, "backend": "local", "model": str(model_dir)}]))
-        if disk_cache is not None:  # before the first request starts the worker
-            shutil.copytree(disk_cache, ours.home / "cache", dirs_exist_ok=True)
-        server = stack.enter_context(_mlx_server(model_dir, log_dir))
-        theirs = stack.enter_context(procs.gateway(
-            log_dir, backends={"mlx": {"type": "openai", "base_url": server + "/v1"}},
-            mappings=[{"pattern": MODEL, "backend": "mlx", "model": MLX_SERVER_MODEL}]))
-        yield ours, theirs
 
 
 async def _replay(session: aiohttp.ClientSession, ours: procs.Gateway, theirs: procs.Gateway, turns: list[dict],
@@ -190,8 +185,7 @@ async def _replay(session: aiohttp.ClientSession, ours: procs.Gateway, theirs: p
     load of a shared machine drifts alike over both. mlxgw's worker finishes what it does between
     turns (the next turn computed ahead, disk writes) before the next request: an agent runs its
     tools meanwhile."""
-    await _warm_up(session, ours.url)
-    await _warm_up(session, theirs.url)
+    await asyncio.gather(_warm_up(session, ours.url), _warm_up(session, theirs.url))
 
     async def mine(recorded: dict) -> dict:
         result = await send_turn(session, ours.url, recorded, max_tokens)

@@ -14,7 +14,7 @@ import psycopg
 
 from fakes.upstream import FakeOpenAI
 from mlxgw import config, paths
-from mlxgw.store.database import MIGRATIONS
+from mlxgw.store.database import MIGRATIONS, open_db
 from tests.foundation.helpers import cli
 from tests.spend.helpers import MSG, configure, gateway, logged, openai_client
 
@@ -143,3 +143,11 @@ async def test_a_replica_without_a_name_logs_as_its_host_and_port(mlxgw_home):
         async with gateway() as url, openai_client(url, "none") as client:
             await client.chat.completions.create(model="gpt-4o", messages=MSG)
     assert [r["replica"] for r in logged(5)] == [f"{socket.gethostname()}:{port}"]
+
+
+def test_both_engines_make_the_same_schema(mlxgw_home, pg_url):
+    def schema(target) -> dict:
+        database = open_db(target)
+        return {table: sorted((c.name, c.null) for c in database.get_columns(table)) for table in database.get_tables()}
+
+    assert schema(mlxgw_home / "fresh.db") == schema(pg_url)
