@@ -216,6 +216,14 @@ class ToolCallEnd:
 
 
 @dataclass
+class UnparsedToolCall:
+    """A tool call the local model wrote but its tool parser could not read: `text` is what it
+    wrote, markers included. The dispatcher turns it into a bad_output failure, or into plain text."""
+
+    text: str
+
+
+@dataclass
 class Usage:
     """Cumulative token counts; any field left None is unknown and keeps its previous value.
 
@@ -246,6 +254,7 @@ Event = (
     | ToolCallStart
     | ToolCallDelta
     | ToolCallEnd
+    | UnparsedToolCall
     | Usage
     | Finish
 )

@@ -45,6 +45,9 @@ def kind_for_status(status: int) -> ErrorKind:
     return "api_error"
 
 
+BAD_OUTPUT = "bad_output"  # the code (and fallback_on reason) of a `BadOutput`
+
+
 class MlxgwError(Exception):
     """An error whose message is meant for the user, as is."""
 
@@ -124,6 +127,15 @@ class UpstreamError(GatewayError):
         self.retry_after = retry_after
         self.body = body  # the upstream's own error body, relayed as-is in passthrough
         self.headers = headers or {}
+
+
+class BadOutput(UpstreamError):
+    """A local answer that breaks what the request asked of it: a tool call that does not parse,
+    names a tool not offered or fails the tool's schema, or text that is not the JSON required.
+    Not retried on the same backend; a mapping with fallback_on = ["bad_output"] moves on."""
+
+    def __init__(self, backend: str, message: str) -> None:
+        super().__init__("bad_gateway", f"backend {backend} gave a bad answer: {message}", backend=backend, code=BAD_OUTPUT)
 
 
 class UnreadableUpstream(UpstreamError):

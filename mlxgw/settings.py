@@ -16,6 +16,8 @@ MAX_CHAIN = 8  # attempts in one mapping's chain, its primary included
 WILDCARDS = "*?["
 MAX_TOKENS_FIELDS = ("max_completion_tokens", "max_tokens")
 BALANCES = ("least_outstanding", "round_robin")  # how a mapping spread over backends picks the first
+# What, besides a backend failing, moves a request on to the next attempt (a mapping's fallback_on).
+FALLBACK_REASONS = ("context_length", "bad_output")
 
 
 def is_pattern(name: str) -> bool:

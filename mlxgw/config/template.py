@@ -70,6 +70,8 @@ idle_unload_s = {L.idle_unload_s:g}          # a model unused this long is unloa
 # pattern = "gpt-*"
 # backend = "openai"
 # fallbacks = ["local:demo"]                   # "BACKEND" or "BACKEND:MODEL"
+# fallback_on = ["context_length"]             # also move on for a prompt too long for the model, and with
+#                                              # "bad_output" for a local tool call or JSON answer that is bad
 # priority = 0
 # max_output_tokens = 16384                    # optional: the model's output limit; every attempt of this
 #                                              # mapping asks for at most that (and the backend's own, if lower)

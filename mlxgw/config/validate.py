@@ -12,6 +12,7 @@ from mlxgw.config.values import get, host_pattern, listed, origin, policy, rejec
 from mlxgw.kinds import KINDS
 from mlxgw.settings import (
     BALANCES,
+    FALLBACK_REASONS,
     LOCAL,
     LOCAL_FILE_KEYS,
     MAX_CHAIN,
@@ -210,8 +211,10 @@ def _mapping(raw: Any, i: int, backends: dict[str, BackendSettings], where: Loca
     over_budget = _over_budget(raw, where, at)
     fallback_on = tuple(get(raw, "fallback_on", list, [], where, at))
     for reason in fallback_on:
-        if reason != "context_length":
-            raise where.error(f"unknown fallback_on reason {reason!r} (known: context_length)", at, "fallback_on")
+        if reason not in FALLBACK_REASONS:
+            raise where.error(
+                f"unknown fallback_on reason {reason!r} (known: {', '.join(FALLBACK_REASONS)})", at, "fallback_on"
+            )
     reject_unknown(
         raw,
         {

@@ -23,10 +23,11 @@ from mlxgw.canonical import ChatRequest
 from mlxgw.dispatch.balancer import Balancer
 from mlxgw.dispatch.breaker import Breaker, Breakers, Permit
 from mlxgw.dispatch.client_names import in_client_names
-from mlxgw.dispatch.pacing import nothing, paced, watched
+from mlxgw.dispatch.output_check import OutputCheck
+from mlxgw.dispatch.pacing import as_written, held, nothing, paced, watched
 from mlxgw.dispatch.retries import retry_limits, with_retries
 from mlxgw.dispatch.route_table import Attempt, Route, RouteTable
-from mlxgw.errors import GatewayError, OverLimit, Unsupported, UpstreamError
+from mlxgw.errors import BAD_OUTPUT, GatewayError, OverLimit, Unsupported, UpstreamError
 from mlxgw.settings import LOCAL, Policy, Settings
 
 log = logging.getLogger("mlxgw.dispatch")
@@ -114,9 +115,11 @@ class Dispatcher:
         if over_budget is not None:
             route = within_budget(route, over_budget, trace)
         request.output_ceiling = route.mapping.max_output_tokens
+        checks = BAD_OUTPUT in route.mapping.fallback_on and OutputCheck.needed(request)
 
         async def one_try(backend, breaker: Breaker, policy: Policy, model: str, deadline: float) -> Opened:
-            return await self._try(backend, breaker, policy, request, model, deadline)
+            check = OutputCheck(request) if checks and backend.kind == LOCAL else None
+            return await self._try(backend, breaker, policy, request, model, deadline, check)
 
         opened = await self._walk(route, trace, one_try)
         trace[-1].passthrough = any(isinstance(item, RawFrame) for item in opened.head)
@@ -170,6 +173,7 @@ class Dispatcher:
                             or exc.status in BACKEND_AUTH_FAILURES
                             or _backend_failed(exc)
                             or (exc.code == CONTEXT_LENGTH and "context_length" in route.mapping.fallback_on)
+                            or (exc.code == BAD_OUTPUT and BAD_OUTPUT in route.mapping.fallback_on)
                         )
                         if not moves_on:
                             raise _client_facing(exc) from None
@@ -203,12 +207,13 @@ class Dispatcher:
         return await with_retries(counted_try)
 
     async def _try(
-        self, backend, breaker: Breaker, policy: Policy, request: ChatRequest, model: str, deadline: float
+        self, backend, breaker: Breaker, policy: Policy, request: ChatRequest, model: str, deadline: float,
+        check: OutputCheck | None,
     ) -> Opened:
         """One try, counted among the backend's outstanding requests until its answer is closed."""
         self.balancer.started(backend.name)
         try:
-            opened = await self._try_once(backend, breaker, policy, request, model, deadline)
+            opened = await self._try_once(backend, breaker, policy, request, model, deadline, check)
         except BaseException:
             self.balancer.finished(backend.name)
             raise
@@ -216,12 +221,16 @@ class Dispatcher:
         return opened
 
     async def _try_once(
-        self, backend, breaker: Breaker, policy: Policy, request: ChatRequest, model: str, deadline: float
+        self, backend, breaker: Breaker, policy: Policy, request: ChatRequest, model: str, deadline: float,
+        check: OutputCheck | None,
     ) -> Opened:
+        """`check`: the answer is held back until it is checked (a local one, under bad_output)."""
         permit = _permit(breaker, backend.name)
         answer = in_client_names(
             paced(backend.stream(request, model), backend.name, policy, deadline, whole=not request.stream), request
         )
+        if backend.kind == LOCAL:
+            answer = as_written(answer) if check is None else held(answer, check, backend.name)
         head: list[Item] = []
         try:
             async for item in answer:

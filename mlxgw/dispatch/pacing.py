@@ -1,5 +1,5 @@
 """Bounding the silences of a backend's answer: before its first meaningful item, between items,
-and all of it within the request deadline."""
+and all of it within the request deadline; and holding back a local answer until it is checked."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from mlxgw.backends.base import ANSWER_TIMEOUT, Item, is_meaningful
-from mlxgw.canonical import Progress
+from mlxgw.canonical import Progress, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart, UnparsedToolCall
 from mlxgw.dispatch.breaker import Breaker, Permit
-from mlxgw.errors import UpstreamError
+from mlxgw.dispatch.output_check import OutputCheck, unparsed
+from mlxgw.errors import BadOutput, UpstreamError
 from mlxgw.settings import Policy
 
 
@@ -80,3 +81,60 @@ async def nothing(stream: AsyncIterator[Item]) -> AsyncIterator[Item]:
     await stream.aclose()
     return
     yield
+
+
+# ---- holding back what must be checked (bad_output) --------------------------------------------
+
+
+async def held(source: AsyncIterator[Item], check: OutputCheck, name: str) -> AsyncIterator[Item]:
+    """A local answer checked as it comes, held back until what must be checked is known good.
+
+    With tools offered, everything waits until the first tool call is complete and valid (then it
+    and the text before it go out together, and later calls are checked as they complete) or the
+    answer ends as plain text. With a JSON format required, the whole answer waits for its end (JSON
+    can only be judged whole) unless it turns out to be a tool call. A bad part raises `BadOutput`:
+    before anything went out the dispatcher can still move on; after, it is the client's error event.
+    """
+    waiting: list[Item] = []
+    released = False  # the first tool call passed: from then on, only each later call waits for its end
+    calls: dict[int, tuple[ToolCallStart, list[str]]] = {}
+    open_calls: set[int] = set()
+    text: list[str] = []
+    try:
+        async for item in source:
+            if isinstance(item, UnparsedToolCall):
+                raise BadOutput(name, unparsed(item.text))
+            if isinstance(item, ToolCallStart):
+                calls[item.index] = (item, [])
+                open_calls.add(item.index)
+            elif isinstance(item, ToolCallDelta) and item.index in calls:
+                calls[item.index][1].append(item.arguments)
+            elif isinstance(item, ToolCallEnd) and item.index in calls:
+                start, arguments = calls[item.index]
+                if problem := check.tool_call(start, "".join(arguments)):
+                    raise BadOutput(name, problem)
+                open_calls.discard(item.index)
+                released = True
+            elif isinstance(item, TextDelta):
+                text.append(item.text)
+            waiting.append(item)
+            if released and not open_calls:
+                for ready in waiting:
+                    yield ready
+                waiting.clear()
+        if check.requires_json and not calls and (problem := check.text("".join(text))):
+            raise BadOutput(name, problem)
+        for ready in waiting:
+            yield ready
+    finally:
+        await source.aclose()
+
+
+async def as_written(source: AsyncIterator[Item]) -> AsyncIterator[Item]:
+    """A local answer that nobody checks: a tool call its parser could not read goes out as the
+    text the model wrote, for the client (or the model, told so on the next turn) to make sense of."""
+    try:
+        async for item in source:
+            yield TextDelta(item.text) if isinstance(item, UnparsedToolCall) else item
+    finally:
+        await source.aclose()

@@ -38,6 +38,7 @@ from mlxgw.canonical import (
     ToolCallDelta,
     ToolCallEnd,
     ToolCallStart,
+    UnparsedToolCall,
     Usage,
 )
 
@@ -75,6 +76,7 @@ TAGS: dict[str, type] = {
     "tool_start": ToolCallStart,
     "tool_delta": ToolCallDelta,
     "tool_end": ToolCallEnd,
+    "tool_unparsed": UnparsedToolCall,
     "usage": Usage,
     "finish": Finish,
 }

@@ -14,7 +14,15 @@ from typing import Any
 
 from mlx_lm.generate import TextStateMachine, make_text_state_machine
 
-from mlxgw.canonical import Event, TextDelta, ThinkingDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
+from mlxgw.canonical import (
+    Event,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    UnparsedToolCall,
+)
 from mlxgw.worker.stops import StopMatcher
 
 # Tokens that close a turn in common chat formats, beside the ones the model config names as EOS.
@@ -155,11 +163,15 @@ class SequenceOutput:
     def _close_tool_call(self, *, terminated: bool) -> None:
         text, self._tool_text = self._tool_text, ""
         self._state = "normal"
-        calls = self._parse(text) if self._parse_tools else None
+        end = self._rules.tool_call_end if terminated else ""
+        written = self._rules.tool_call_start + text + end
+        if not self._parse_tools:
+            self._emit(TextDelta, written)
+            return
+        calls = self._parse(text)
         if calls is None:
-            # Not a call we can hand on: keep it as the text the model wrote.
-            end = self._rules.tool_call_end if terminated else ""
-            self._emit(TextDelta, self._rules.tool_call_start + text + end)
+            # Not a call we can hand on: the dispatcher decides (bad output, or the text as written).
+            self._events.append(UnparsedToolCall(written))
             return
         for call in calls:
             index = self.tool_calls

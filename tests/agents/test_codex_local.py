@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from mlxgw.worker.demo import build_demo_model
 from tests.agents import codex
 from tests.daemon.helpers import MLXGW, free_port
 from tests.foundation.helpers import cli
+from tests.scripted_model import scripted_model
 
 ANSWER = "This is the local model."
 MODEL = "gpt-test"  # what Codex asks for; the mapping sends it to the local model
@@ -33,41 +33,10 @@ START_S = 30.0
 LOG_WAIT_S = 10.0
 
 
-def scripted_model(demo: Path, dest: Path) -> Path:
-    """A copy of the demo model that says ANSWER after any prompt, then its end-of-turn token.
-
-    The prompt ends with the generation prompt's newline. Each token of the chain newline → ANSWER's
-    tokens → end gets an input embedding that is a large one-hot of its own (so it dominates what
-    the layers add), and an output head (untied from the embeddings) whose only weight in that
-    dimension is on the chain's next token: whatever the sampler, each step picks the next one."""
-    from mlx import core as mx
-    from mlx_lm.utils import load_tokenizer
-
-    tokenizer = load_tokenizer(demo)
-    chain = [tokenizer.encode("\n", add_special_tokens=False)[-1], *tokenizer.encode(ANSWER, add_special_tokens=False)]
-    assert len(set(chain)) == len(chain), "the chain must not repeat a token"
-    (end,) = tokenizer.eos_token_ids
-    dest.mkdir(parents=True)
-    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
-        shutil.copy(demo / name, dest / name)
-    weights = mx.load(str(demo / "model.safetensors"))
-    embed = weights["model.embed_tokens.weight"]
-    head = embed * 1  # the other tokens keep their random logits
-    head[:, : len(chain)] = 0
-    dims = mx.eye(embed.shape[1])[: len(chain)]
-    embed[mx.array(chain)] = dims * 100
-    head[mx.array([*chain[1:], end])] = dims * 5
-    mx.save_safetensors(str(dest / "model.safetensors"), {**weights, "model.embed_tokens.weight": embed,
-                                                           "lm_head.weight": head})
-    config = json.loads((demo / "config.json").read_text())
-    (dest / "config.json").write_text(json.dumps({**config, "tie_word_embeddings": False}))
-    return dest
-
-
 @pytest.fixture(scope="session")
 def answering_model(tmp_path_factory) -> Path:
     models = tmp_path_factory.mktemp("models")
-    return scripted_model(build_demo_model(models / "demo"), models / "answering")
+    return scripted_model(build_demo_model(models / "demo"), models / "answering", ANSWER)
 
 
 @contextlib.asynccontextmanager

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
-from mlxgw.canonical import TextDelta, ThinkingDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
+from mlxgw.canonical import (
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    UnparsedToolCall,
+)
 from mlxgw.worker.sequence_events import SequenceOutput, TextRules
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
@@ -66,14 +73,14 @@ def test_tool_calls_are_parsed_into_events(demo_tokenizer):
     assert output.tool_calls == 2
 
 
-def test_tool_call_text_stays_text_without_tools_or_when_malformed(demo_tokenizer):
+def test_tool_call_text_stays_text_without_tools_and_a_malformed_one_is_marked_unparsed(demo_tokenizer):
     call = '<tool_call>\n{"name": "get_weather"}\n</tool_call>'
     output, events = decode_text(demo_tokenizer, call, parse_tools=False)
     assert merged(events) == [TextDelta(call)] and output.tool_calls == 0
 
     broken = "<tool_call>\n{not json\n</tool_call>"
     output, events = decode_text(demo_tokenizer, broken)
-    assert merged(events) == [TextDelta(broken)] and output.tool_calls == 0
+    assert merged(events) == [UnparsedToolCall(broken)] and output.tool_calls == 0
 
 
 def test_special_tokens_never_reach_the_text(demo_tokenizer):
