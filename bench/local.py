@@ -30,6 +30,10 @@ PROMPT = "Tell me a long story about a gateway that forwards messages between ma
 # The prefix-cache scenario's shared head, in demo-model tokens: about what Claude Code's system
 # prompt and tools take.
 PREFIX_TOKENS = 20_000
+# The constrained runs' format: one string the demo's gibberish fills to max_tokens, so both runs
+# generate as many tokens and tokens/s compare like for like.
+STORY_FORMAT = {"response_format": {"type": "json_schema", "json_schema": {"name": "story", "schema": {
+    "type": "object", "properties": {"story": {"type": "string"}}, "required": ["story"], "additionalProperties": False}}}}
 
 
 def _in_process(model_dir: Path, max_tokens: int, runs: int) -> list[dict]:
@@ -56,9 +60,9 @@ def _in_process(model_dir: Path, max_tokens: int, runs: int) -> list[dict]:
     return out
 
 
-async def _stream(session: aiohttp.ClientSession, url: str, model: str, max_tokens: int) -> dict:
+async def _stream(session: aiohttp.ClientSession, url: str, model: str, max_tokens: int, extra: dict | None = None) -> dict:
     body = {"model": model, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": max_tokens,
-            "temperature": 0.0, "stream": True, "stream_options": {"include_usage": True}}
+            "temperature": 0.0, "stream": True, "stream_options": {"include_usage": True}, **(extra or {})}
     started = time.perf_counter()
     first = None
     usage = None
@@ -164,18 +168,19 @@ async def _written(session: aiohttp.ClientSession, url: str) -> dict:
     raise RuntimeError("the worker never finished writing its disk cache")
 
 
-async def _measure_server(url: str, model: str, max_tokens: int, runs: int, clients: int, rounds: int, label: str) -> dict:
+async def _measure_server(url: str, model: str, max_tokens: int, runs: int, clients: int, rounds: int, label: str,
+                          extra: dict | None = None) -> dict:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        await _stream(session, url, model, max_tokens)  # warm-up: load the model, compile kernels
+        await _stream(session, url, model, max_tokens, extra)  # warm-up: load the model, compile kernels
         single = []
         for i in range(runs):
             console.print(f"  {label}: single stream {i + 1}/{runs}")
-            single.append(await _stream(session, url, model, max_tokens))
+            single.append(await _stream(session, url, model, max_tokens, extra))
         concurrent = []
         for i in range(rounds):
             console.print(f"  {label}: {clients} concurrent clients, round {i + 1}/{rounds}")
             started = time.perf_counter()
-            results = await asyncio.gather(*(_stream(session, url, model, max_tokens) for _ in range(clients)))
+            results = await asyncio.gather(*(_stream(session, url, model, max_tokens, extra) for _ in range(clients)))
             wall = time.perf_counter() - started
             concurrent.append({"wall_s": wall, "tokens": sum(r["tokens"] for r in results),
                                "aggregate_tokens_per_s": sum(r["tokens"] for r in results) / wall,
@@ -222,17 +227,22 @@ async def run(max_tokens: int = 256, runs: int = 3, clients: int = 8, rounds: in
         config = {"mappings": [{"pattern": "demo", "backend": "local", "model": str(model_dir)}]}
         with procs.gateway(log_dir, **config) as gw:
             ours = await _measure_server(gw.url, "demo", max_tokens, runs, clients, rounds, "mlxgw")
+            constrained = await _measure_server(gw.url, "demo", max_tokens, runs, clients, rounds,
+                                                "mlxgw json_schema", STORY_FORMAT)
         prefix = await _prefix_cache(model_dir, log_dir)
 
     s_in = _summary(inproc, None)
     s_srv = _summary(mlx_server["single"], mlx_server["concurrent"])
     s_gw = _summary(ours["single"], ours["concurrent"])
+    s_json = _summary(constrained["single"], constrained["concurrent"])
     rows = [
         ["in-process (stream_generate)", s_in["single_tokens_per_s"], s_in["single_ttft_ms"], "—", "—", s_in["tokens_per_request"]],
         ["mlx_lm.server", s_srv["single_tokens_per_s"], s_srv["single_ttft_ms"], s_srv["concurrent_tokens_per_s"],
          s_srv["concurrent_ttft_ms"], s_srv["tokens_per_request"]],
         ["mlxgw", s_gw["single_tokens_per_s"], s_gw["single_ttft_ms"], s_gw["concurrent_tokens_per_s"],
          s_gw["concurrent_ttft_ms"], s_gw["tokens_per_request"]],
+        ["mlxgw, json_schema constrained", s_json["single_tokens_per_s"], s_json["single_ttft_ms"],
+         s_json["concurrent_tokens_per_s"], s_json["concurrent_ttft_ms"], s_json["tokens_per_request"]],
     ]
     table(f"local: demo model, max_tokens {max_tokens}, temperature 0 (tokens/s end to end, TTFT in ms)",
           ["path", "1 stream tok/s", "1 stream TTFT", f"{clients} clients tok/s", f"{clients} clients TTFT", "tokens/request"], rows)
@@ -242,6 +252,10 @@ async def run(max_tokens: int = 256, runs: int = 3, clients: int = 8, rounds: in
         target("mlxgw single stream vs in-process", ">= 0.95", single_ratio, single_ratio >= 0.95),
         target(f"mlxgw {clients} clients vs mlx_lm.server", ">= 1.2", conc_ratio, conc_ratio >= 1.2),
         target("mlxgw single stream vs mlx_lm.server", "(info)", s_gw["single_tokens_per_s"] / s_srv["single_tokens_per_s"], None),
+        target("constrained / unconstrained tok/s, 1 stream", "(info)",
+               s_json["single_tokens_per_s"] / s_gw["single_tokens_per_s"], None),
+        target(f"constrained / unconstrained tok/s, {clients} clients", "(info)",
+               s_json["concurrent_tokens_per_s"] / s_gw["concurrent_tokens_per_s"], None),
     ]
     phases = prefix["phases"]
     table(f"prefix cache: a {PREFIX_TOKENS}-token head through mlxgw (TTFT in ms)",
@@ -260,8 +274,10 @@ async def run(max_tokens: int = 256, runs: int = 3, clients: int = 8, rounds: in
     targets_table(checks)
     return {"settings": {"max_tokens": max_tokens, "runs": runs, "clients": clients, "rounds": rounds, "temperature": 0.0,
                          "prompt": PROMPT, "prefix_tokens": PREFIX_TOKENS},
-            "summary": {"in_process": s_in, "mlx_lm_server": s_srv, "mlxgw": s_gw, "prefix_cache": phases},
-            "raw": {"in_process": inproc, "mlx_lm_server": mlx_server, "mlxgw": ours, "prefix_cache": prefix},
+            "summary": {"in_process": s_in, "mlx_lm_server": s_srv, "mlxgw": s_gw, "mlxgw_json_schema": s_json,
+                        "prefix_cache": phases},
+            "raw": {"in_process": inproc, "mlx_lm_server": mlx_server, "mlxgw": ours, "mlxgw_json_schema": constrained,
+                    "prefix_cache": prefix},
             "targets": checks}
 
 

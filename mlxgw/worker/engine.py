@@ -28,6 +28,7 @@ from mlx_lm.models.cache import can_trim_prompt_cache, trim_prompt_cache
 
 from mlxgw.canonical import Event, Finish, Start, Usage
 from mlxgw.worker import tokens as tk
+from mlxgw.worker.constraints import ConstraintError, Grammars
 from mlxgw.worker.frames import Job
 from mlxgw.worker.outbox import Outbox
 from mlxgw.worker.pool import ModelPool, ModelUnavailable, Slot
@@ -57,6 +58,7 @@ class Engine:
         self._running: dict[int, Sequence] = {}  # request id -> sequence
         self._alone: Sequence | None = None  # a seeded sequence, which runs by itself
         self.stats = BatchStats()
+        self.grammars = Grammars()
 
     # ---- called from other threads ------------------------------------------------------
 
@@ -196,6 +198,14 @@ class Engine:
                 code="context_length_exceeded",
             )
             return
+        processors = []  # this sequence's own logits processors, in the order they apply
+        try:
+            grammar = self.grammars.processor(job.constraint, job.tools, slot)
+        except ConstraintError as e:
+            self.out.error(job.id, "invalid_request", str(e))
+            return
+        if grammar is not None:
+            processors.append(grammar)
         max_tokens = job.max_tokens or FALLBACK_MAX_TOKENS
         if limit is not None:
             # Clamped, not refused: clients ask for more than small models hold (Claude Code: 128000).
@@ -220,6 +230,7 @@ class Engine:
             caches=[cache],
             all_tokens=[prompt[:cached]],
             samplers=[sampler_for(job, slot.sampling)],
+            logits_processors=[processors],
         )
         output = SequenceOutput(
             slot.rules,

@@ -59,6 +59,9 @@ class Job:
     min_p: float | None = None
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    # What the answer is held to (see worker.constraints): {"type": "json_object"},
+    # {"type": "json_schema", "schema": {...}} or {"type": "tool_call", "names": [...]}, one of `tools`.
+    constraint: dict | None = None
 
     def to_frame(self) -> dict[str, Any]:
         return {"op": "generate", **asdict(self)}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlxgw import paths
-from mlxgw.backends.local.messages import to_hf_messages, to_hf_tools
+from mlxgw.backends.local.messages import to_constraint, to_hf_messages, to_hf_tools
 from mlxgw.backends.local.process import GONE, WorkerProcess, worker_env
 from mlxgw.canonical import ChatRequest, Event, Finish, Progress, Start
 from mlxgw.errors import UpstreamError
@@ -111,12 +111,13 @@ class LocalBackend:
 
     async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[Event | Progress]:
         refuse_unsupported(request)
+        tools = to_hf_tools(request)
         job = Job(
             id=0,  # the worker's request id, set below
             name=model,
             path=self._path(model),
             messages=to_hf_messages(request),
-            tools=to_hf_tools(request),
+            tools=tools,
             max_tokens=capped(request.max_tokens, request.output_ceiling) or self.settings.default_max_tokens,
             temperature=request.temperature,
             top_p=request.top_p,
@@ -124,6 +125,7 @@ class LocalBackend:
             min_p=request.min_p,
             stop=request.stop,
             seed=request.seed,
+            constraint=to_constraint(request, tools),
         )
         worker = await self._ensure_worker()
         rid, inbox = worker.open()
@@ -329,12 +331,6 @@ class LocalBackend:
 
 def refuse_unsupported(request: ChatRequest) -> None:
     """A 400 naming what the worker cannot do yet, rather than an answer that silently ignores it."""
-    if request.response_format is not None:
-        raise cannot(
-            request.response_format.param,
-            "local models have no constrained decoding yet, so the answer cannot be held to a JSON format; "
-            "map this model to a cloud backend for structured output",
-        )
     if request.logprobs or request.top_logprobs:
         raise cannot("logprobs" if request.logprobs else "top_logprobs", "local models do not return log probabilities yet")
 

@@ -54,6 +54,21 @@ def to_hf_tools(request: ChatRequest) -> list[dict[str, Any]]:
     return tools
 
 
+def to_constraint(request: ChatRequest, tools: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """What the worker holds the answer to (see `Job.constraint`): a forced tool choice makes it
+    one call of the named tool (any tool for "required" / Anthropic "any"), else a JSON format."""
+    choice = flattened(request).tool_choice
+    if tools and choice is not None and choice.mode in ("any", "tool"):
+        names = [choice.name] if choice.mode == "tool" else [t["function"]["name"] for t in tools]
+        return {"type": "tool_call", "names": names}
+    fmt = request.response_format
+    if fmt is None:
+        return None
+    if fmt.type == "json_object":
+        return {"type": "json_object"}
+    return {"type": "json_schema", "schema": fmt.schema}
+
+
 def _text_of(parts: list) -> str:
     texts = []
     for part in parts:
