@@ -7,6 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from peewee import Database, PostgresqlDatabase
 
+from mlxgw.errors import MlxgwError
 from mlxgw.fsutil import LockBusy
 
 SCHEMES = ("postgresql://", "postgres://")
@@ -32,7 +33,11 @@ def redacted(url: str) -> str:
 
 
 def open_postgres(url: str) -> Database:
+    import peewee
     from playhouse.pool import PooledPostgresqlDatabase
+
+    if peewee.psycopg is None:
+        raise MlxgwError("a PostgreSQL store needs psycopg: pip install 'mlxgw[postgres]'")
 
     # libpq takes only postgresql:// and postgres:// alike; Peewee hands the former on as a conninfo.
     conninfo = "postgresql://" + url.split("://", 1)[1]

@@ -151,3 +151,12 @@ def test_both_engines_make_the_same_schema(mlxgw_home, pg_url):
         return {table: sorted((c.name, c.null) for c in database.get_columns(table)) for table in database.get_tables()}
 
     assert schema(mlxgw_home / "fresh.db") == schema(pg_url)
+
+
+def test_a_postgresql_store_without_psycopg_installed_says_what_to_install(mlxgw_home, pg_url):
+    # A child in which `import psycopg` fails, as where mlxgw was installed without its postgres extra.
+    code = "import sys; sys.modules['psycopg'] = None; from mlxgw.cli import main; sys.argv = ['mlxgw', 'keys', 'list']; main()"
+    ran = subprocess.run([sys.executable, "-c", code], env={**_env(), "MLXGW_STORE_URL": pg_url},
+                         capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr
+    assert "a PostgreSQL store needs psycopg: pip install 'mlxgw[postgres]'" in ran.stderr
