@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .script import FakeUpstream, RecordedRequest, Reply, _short_id, fake_token_count, split_n
+from .script import FakeUpstream, RecordedRequest, Reply, Thinking, _short_id, fake_token_count, split_n
 
 # status -> (type, message) as api.anthropic.com words them
 _ERRORS: dict[int, tuple[str, str]] = {
@@ -36,6 +36,15 @@ class FakeAnthropic(FakeUpstream):
 
     protocol = "anthropic"
     default_text = "Hello from fake-anthropic"
+
+    def __init__(self, *replies: Reply, verify_thinking: bool = False, **kwargs: Any) -> None:
+        """`verify_thinking`: refuse what Anthropic refuses in the thinking of a conversation sent
+        back, in its words: a thinking block whose signature this fake did not mint for that text,
+        a tool-calling last assistant turn that does not open with thinking while thinking is on,
+        and thinking context edits while it is off."""
+        super().__init__(*replies, **kwargs)
+        self.verify_thinking = verify_thinking
+        self.minted: dict[str, str] = {}  # signature -> the thinking text it was given with
 
     @property
     def url(self) -> str:  # the anthropic SDK appends /v1 itself
@@ -109,6 +118,8 @@ class FakeAnthropic(FakeUpstream):
         self, request: web.Request, rec: RecordedRequest, reply: Reply
     ) -> web.StreamResponse:
         body = rec.json if isinstance(rec.json, dict) else {}
+        if self.verify_thinking and (refusal := self._thinking_refusal(body)):
+            return self._error_response(Reply(status=400, error_message=refusal), rec)
         model = reply.model or body.get("model") or "claude-sonnet-4-6"
         mid = "msg_" + _short_id()
         texts = reply.text_chunks(self.default_text)
@@ -139,6 +150,7 @@ class FakeAnthropic(FakeUpstream):
         # content blocks in final order: thinking, redacted thinking, text, tool uses
         blocks: list[dict[str, Any]] = []
         if thinking:
+            self.minted[thinking.sig] = thinking.text
             blocks.append({"type": "thinking", "thinking": thinking.text, "signature": thinking.sig})
         if reply.redacted_thinking:
             blocks.append({"type": "redacted_thinking", "data": reply.redacted_thinking})
@@ -227,3 +239,36 @@ class FakeAnthropic(FakeUpstream):
         frames.append(_event("message_stop", {"type": "message_stop"}))
         err = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
         return await self._send_sse(request, reply, frames, _event("error", err))
+
+    def _thinking_refusal(self, body: dict[str, Any]) -> str | None:
+        messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+        for i, msg in enumerate(messages):
+            content = msg.get("content") if isinstance(msg, dict) else None
+            for j, block in enumerate(content if isinstance(content, list) else []):
+                if isinstance(block, dict) and block.get("type") == "thinking" and not self._minted(block):
+                    return f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
+        thinking = body.get("thinking")
+        on = isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+        assistant = [(i, m) for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "assistant"]
+        if on and assistant:
+            i, last = assistant[-1]
+            content = last.get("content") if isinstance(last.get("content"), list) else []
+            first = content[0].get("type") if content else None
+            if any(b.get("type") == "tool_use" for b in content) and first not in ("thinking", "redacted_thinking"):
+                return (
+                    f"messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{first}`. "
+                    "When `thinking` is enabled, a final `assistant` message must start with a thinking block "
+                    "(preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include "
+                    "thinking blocks from previous turns. To avoid this requirement, disable `thinking`. Please consult "
+                    "our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+                )
+        edits = (body.get("context_management") or {}).get("edits") or []
+        for edit in edits:
+            kind = edit.get("type", "") if isinstance(edit, dict) else ""
+            if kind.startswith("clear_thinking") and not on:
+                return f"`{kind}` strategy requires `thinking` to be enabled"
+        return None
+
+    def _minted(self, block: dict[str, Any]) -> bool:
+        signature, text = block.get("signature"), block.get("thinking")
+        return self.minted.get(signature) == text or signature == Thinking(str(text)).sig

@@ -38,6 +38,10 @@ class Vault:
             keys.insert(0, self.pending_path.read_bytes().strip())
         return keys
 
+    def secrets(self) -> list[bytes]:
+        """The secret keys, newest first (two during a rotation), for keys derived from them."""
+        return self._keys()
+
     def _fernet(self) -> MultiFernet:
         try:
             return MultiFernet([Fernet(k) for k in self._keys()])

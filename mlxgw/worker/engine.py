@@ -36,6 +36,7 @@ from mlxgw.worker.prefix_cache import view
 from mlxgw.worker.sampling import sampler_for
 from mlxgw.worker.sequence_events import SequenceOutput, initial_state
 from mlxgw.worker.sequences import Ahead, BatchStats, Sequence
+from mlxgw.worker.thinking_budget import thinking_budget
 from mlxgw.worker.turns import AnswerRecord, head_length, next_turn_tokens
 
 log = logging.getLogger("mlxgw.worker")
@@ -206,6 +207,8 @@ class Engine:
             return
         if grammar is not None:
             processors.append(grammar)
+        if budget := thinking_budget(job, tokenizer, thinking=initial_state(tokenizer, prompt) == "reasoning"):
+            processors.append(budget)  # last, so that the end of a thought it forces stands
         max_tokens = job.max_tokens or FALLBACK_MAX_TOKENS
         if limit is not None:
             # Clamped, not refused: clients ask for more than small models hold (Claude Code: 128000).

@@ -59,6 +59,7 @@ class Job:
     min_p: float | None = None
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    thinking_budget: int | None = None  # the most tokens a `<think>` model may think before `</think>` is forced
     # What the answer is held to (see worker.constraints): {"type": "json_object"},
     # {"type": "json_schema", "schema": {...}} or {"type": "tool_call", "names": [...]}, one of `tools`.
     constraint: dict | None = None

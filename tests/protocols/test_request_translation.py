@@ -324,7 +324,8 @@ def test_thinking_is_never_sent_to_openai():
             {"id": "toolu_1", "type": "function", "function": {"name": "bash", "arguments": '{"cmd":"ls"}'}}
         ],
     }
-    assert "reasoning_effort" not in built and "thinking" not in built
+    assert "thinking" not in built
+    assert built["reasoning_effort"] == "medium"  # the budget asked for (8000), as its level: see wires.effort
 
 
 def test_unsigned_thinking_is_dropped_for_anthropic_and_thinking_then_left_off():

@@ -14,6 +14,7 @@ from mlxgw.canonical import ChatResponse, Finish, TextPart, ThinkingPart, ToolCa
 from mlxgw.errors import STATUS_BY_KIND, GatewayError, UpstreamError
 from mlxgw.wires import anthropic as anth
 from mlxgw.wires import openai as oai
+from mlxgw.wires import thinking_signature
 
 OPENAI_COMPLETION = {
     "id": "chatcmpl-up",
@@ -83,7 +84,8 @@ def test_openai_completion_to_anthropic_client(anthropic_sdk):
     }
     message = anthropic_sdk(json.dumps(body).encode(), content_type="application/json").messages.create(**ASK)
     assert [b.type for b in message.content] == ["thinking", "text", "tool_use", "tool_use"]
-    assert message.content[0].thinking == "Need the weather." and message.content[0].signature == ""
+    assert message.content[0].thinking == "Need the weather."
+    assert message.content[0].signature.startswith(thinking_signature.PREFIX)  # mlxgw's own: see test_cross_provider
     assert message.content[2].input == {"city": "Oslo"} and message.content[3].input == {}
     assert message.stop_reason == "tool_use"
 

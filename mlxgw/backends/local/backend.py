@@ -125,6 +125,7 @@ class LocalBackend:
             min_p=request.min_p,
             stop=request.stop,
             seed=request.seed,
+            thinking_budget=request.thinking_budget,
             constraint=to_constraint(request, tools),
         )
         worker = await self._ensure_worker()

@@ -6,9 +6,8 @@ have no canonical form; those are dropped with a debug log, never rejected. A fi
 does read must have the right type, or the request is a 400 naming it. The client's own body stays
 in `ChatRequest.raw` for native passthrough.
 
-Thinking budgets: `{"type": "enabled", "budget_tokens": N}` gives N; `{"type": "adaptive"}` gives a
-budget from `output_config.effort` (low 1024, medium 4096, high 16384, max 32768; high when absent,
-as the API defaults to high effort)."""
+Thinking budgets: `{"type": "enabled", "budget_tokens": N}` gives N; `{"type": "adaptive"}` gives
+the budget of `output_config.effort` (the table in `wires.effort`)."""
 
 from __future__ import annotations
 
@@ -32,7 +31,7 @@ from mlxgw.canonical import (
 from mlxgw.errors import (
     GatewayError,
 )
-from mlxgw.wires.anthropic.openai_state import sealed, unsealed
+from mlxgw.wires.anthropic.openai_state import signature_for, unsealed
 from mlxgw.wires.anthropic.usage import error_object, usage_to_anthropic
 from mlxgw.wires.common import (
     dumps,
@@ -43,6 +42,7 @@ from mlxgw.wires.common import (
     parse_arguments,
     response_id,
 )
+from mlxgw.wires.effort import anthropic_budget
 from mlxgw.wires.fields import (
     invalid,
     is_int,
@@ -56,9 +56,7 @@ from mlxgw.wires.fields import (
     require_object,
     str_list,
 )
-
-EFFORT_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384, "max": 32768}
-
+from mlxgw.wires.thinking_signature import is_ours
 
 # Client headers an Anthropic upstream is sent in passthrough.
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
@@ -165,10 +163,13 @@ def _block(block: dict, where: str) -> list[Part]:
         return [ToolResultPart(_str(block, "tool_use_id", where), kept, is_error)]  # type: ignore[arg-type]
     if kind == "thinking":
         signature = opt_str(block, "signature", f"{where}.signature")
+        text = _str(block, "thinking", where)
         if openai_state := unsealed(signature):
             encrypted, item_id = openai_state
-            return [ThinkingPart(_str(block, "thinking", where), encrypted=encrypted, origin="openai", item_id=item_id)]
-        return [ThinkingPart(_str(block, "thinking", where), signature or None, origin="anthropic" if signature else None)]
+            return [ThinkingPart(text, encrypted=encrypted, origin="openai", item_id=item_id)]
+        if is_ours(signature, text):
+            return [ThinkingPart(text, origin="mlxgw")]
+        return [ThinkingPart(text, signature or None, origin="anthropic" if signature else None)]
     if kind == "redacted_thinking":
         return [ThinkingPart(redacted=_str(block, "data", where), origin="anthropic")]
     if kind == "document":
@@ -258,8 +259,7 @@ def _thinking_budget(body: dict, effort: str | None) -> int | None:
             raise invalid("`thinking.budget_tokens` must be a positive integer", "thinking.budget_tokens")
         return budget
     if thinking.get("type") == "adaptive":
-        # An effort level newer than this table still passes through: it gets the default's budget.
-        return EFFORT_BUDGETS.get(effort or "high", EFFORT_BUDGETS["high"])
+        return anthropic_budget(effort)
     return None
 
 
@@ -288,8 +288,7 @@ def render_response(resp: ChatResponse, model: str, request_id: str) -> dict:
         elif isinstance(part, ThinkingPart) and part.redacted is not None:
             content.append({"type": "redacted_thinking", "data": part.redacted})
         elif isinstance(part, ThinkingPart):
-            signature = sealed(part.encrypted, part.item_id) if part.origin == "openai" and part.encrypted else part.signature
-            content.append({"type": "thinking", "thinking": part.text, "signature": signature or ""})
+            content.append({"type": "thinking", "thinking": part.text, "signature": signature_for(part)})
         elif isinstance(part, ToolCallPart):
             call_id = part.id or new_id("toolu_")
             content.append(

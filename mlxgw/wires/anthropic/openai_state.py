@@ -5,6 +5,9 @@ passthrough leaves such blocks out, and translation sends only the signatures An
 
 from __future__ import annotations
 
+from mlxgw.canonical import ThinkingPart
+from mlxgw.wires.thinking_signature import sign
+
 MARKER = "mlxgw.openai.reasoning:"
 
 
@@ -19,3 +22,14 @@ def unsealed(signature: str | None) -> tuple[str, str | None] | None:
         return None
     item_id, _, encrypted = signature.removeprefix(MARKER).partition(":")
     return (encrypted, item_id or None) if encrypted else None
+
+
+def signature_for(part: ThinkingPart) -> str:
+    """The signature a thinking block carries to an Anthropic client: Anthropic's own, OpenAI's
+    state sealed, or, for thinking no provider signed (a local model's, a reasoning summary),
+    mlxgw's, so that the block is recognised and left out when the conversation goes to Anthropic."""
+    if part.origin == "openai" and part.encrypted:
+        return sealed(part.encrypted, part.item_id)
+    if part.origin == "anthropic" and part.signature:
+        return part.signature
+    return sign(part.text)

@@ -31,6 +31,7 @@ from mlxgw.wires.common import (
     new_id,
 )
 from mlxgw.wires.sse import KEEPALIVE, frame
+from mlxgw.wires.thinking_signature import sign
 
 _BLOCK_CONTENT = (TextDelta, ThinkingDelta, ThinkingSignature, RedactedThinking, EncryptedReasoning)
 
@@ -57,6 +58,7 @@ class StreamRenderer(RendererState):
         self._index = 0  # index of the open block, or of the next one when none is open
         self._block: str | None = None  # "text" | "thinking" | "tool_use"
         self._signature: str | None = None  # for the open thinking block, sent just before its stop
+        self._thought: list[str] = []  # the open thinking block's text, which an unsigned block is signed over
         self._live: int | None = None  # canonical index of the tool call in the open block
         self._queued: dict[int, _QueuedCall] = {}
         self._held: list[Event] = []  # text or thinking that came while a tool call was live
@@ -79,6 +81,7 @@ class StreamRenderer(RendererState):
             if self._block == "thinking" and self._signature is not None:
                 out += self._close()  # a signed thinking block is complete; this is a new one
             out += self._open("thinking") + self._delta({"type": "thinking_delta", "thinking": event.text})
+            self._thought.append(event.text)
         elif isinstance(event, ThinkingSignature):
             out += self._open("thinking")
             self._signature = event.signature
@@ -177,11 +180,14 @@ class StreamRenderer(RendererState):
         if self._block is None:
             return b""
         out = b""
-        if self._block == "thinking" and self._signature:
-            out += self._delta({"type": "signature_delta", "signature": self._signature})
+        if self._block == "thinking":
+            # Thinking no provider signed (a local model's, a reasoning summary) gets mlxgw's signature.
+            signature = self._signature or sign("".join(self._thought))
+            out += self._delta({"type": "signature_delta", "signature": signature})
         out += self._event({"type": "content_block_stop", "index": self._index})
         self._index += 1
         self._block = self._signature = self._live = None
+        self._thought = []
         return out
 
     def _settle(self) -> bytes:

@@ -33,7 +33,7 @@ from mlxgw.errors import (
     UnreadableUpstream,
     UpstreamError,
 )
-from mlxgw.wires.anthropic.openai_state import unsealed
+from mlxgw.wires.anthropic.foreign_thinking import without_foreign_thinking
 from mlxgw.wires.anthropic.usage import usage_from_anthropic
 from mlxgw.wires.common import (
     FINISH_FROM_ANTHROPIC,
@@ -80,17 +80,11 @@ def passthrough_body(raw: dict, model: str, *, ceiling: int | None = None) -> di
     """A client's own body for an Anthropic upstream: `model` replaced, all else kept as sent, except
     `role: "system"` turns (Claude Code sends them; the API refuses them), which join `system`, and
     `max_tokens` above `ceiling`, which is lowered to it (with a thinking budget kept below it), and
-    thinking blocks that carry OpenAI's reasoning state (an earlier answer from a Responses backend),
-    which Anthropic would refuse."""
-    body = {**raw, "model": model}
+    thinking blocks Anthropic did not mint, which it would refuse (see `foreign_thinking`)."""
+    body = without_foreign_thinking({**raw, "model": model})
     if ceiling is not None:
         _fit_ceiling(body, ceiling)
-    messages = raw.get("messages") or []
-    if any(_carries_openai_state(m) for m in messages):
-        messages = body["messages"] = [
-            {**m, "content": [b for b in m["content"] if not _openai_thinking(b)]} if _carries_openai_state(m) else m
-            for m in messages
-        ]
+    messages = body.get("messages") or []
     if not any(isinstance(m, dict) and m.get("role") == "system" for m in messages):
         return body
     system = raw.get("system")
@@ -107,15 +101,6 @@ def passthrough_body(raw: dict, model: str, *, ceiling: int | None = None) -> di
     body["messages"] = kept
     body["system"] = blocks
     return body
-
-
-def _openai_thinking(block: Any) -> bool:
-    return isinstance(block, dict) and block.get("type") == "thinking" and unsealed(block.get("signature")) is not None
-
-
-def _carries_openai_state(message: Any) -> bool:
-    content = message.get("content") if isinstance(message, dict) else None
-    return isinstance(content, list) and any(_openai_thinking(b) for b in content)
 
 
 def _fit_ceiling(body: dict, ceiling: int) -> None:

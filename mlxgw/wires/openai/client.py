@@ -1,8 +1,8 @@
 """OpenAI Chat Completions, the client's face: a request to `POST /v1/chat/completions` into the
 canonical model, and canonical answers and errors back into Chat Completions JSON.
 
-`reasoning_effort` becomes a thinking budget: minimal/low 1024, medium 4096, high 16384, xhigh 32768
-tokens ("none" asks for no thinking)."""
+`reasoning_effort` becomes a thinking budget by the table in `wires.effort` ("none" asks for no
+thinking)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from mlxgw.wires.common import (
     parse_data_url,
     response_id,
 )
+from mlxgw.wires.effort import OPENAI_LEVELS, budget_for
 from mlxgw.wires.fields import (
     invalid,
     opt_bool,
@@ -51,16 +52,6 @@ from mlxgw.wires.openai.stream import (
     error_object,
     usage_to_openai,
 )
-
-REASONING_BUDGETS: dict[str, int | None] = {
-    "none": None,
-    "minimal": 1024,
-    "low": 1024,
-    "medium": 4096,
-    "high": 16384,
-    "xhigh": 32768,
-}
-
 
 _TOOL_CHOICE_MODES = {"auto": "auto", "none": "none", "required": "any"}
 
@@ -99,7 +90,7 @@ def parse_request(body: Any, headers: Mapping[str, str]) -> ChatRequest:
             )
     if body.get("n") is not None and opt_int(body, "n") != 1:
         raise invalid("only `n: 1` is supported", "n")
-    effort = opt_choice(body, "reasoning_effort", REASONING_BUDGETS)
+    effort = opt_choice(body, "reasoning_effort", OPENAI_LEVELS)
     stream_options = opt_object(body, "stream_options")
     top_logprobs = opt_int(body, "top_logprobs")
     if top_logprobs is not None and not 0 <= top_logprobs <= MAX_TOP_LOGPROBS:
@@ -121,7 +112,7 @@ def parse_request(body: Any, headers: Mapping[str, str]) -> ChatRequest:
         stop=str_list(body.get("stop"), "stop"),
         seed=opt_int(body, "seed"),
         stream=bool(opt_bool(body, "stream")),
-        thinking_budget=REASONING_BUDGETS.get(effort) if effort else None,
+        thinking_budget=budget_for(effort),
         user=opt_str(body, "user"),
         response_format=_response_format(body.get("response_format")),
         logprobs=bool(opt_bool(body, "logprobs")),

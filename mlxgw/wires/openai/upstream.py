@@ -1,8 +1,9 @@
 """OpenAI Chat Completions, the upstream's face: a canonical request as the body an OpenAI-compatible
 server takes, and its answers and errors back into canonical events.
 
-Thinking is never sent to an OpenAI upstream: neither the reasoning text (OpenAI does not take it
-back) nor a budget (models without reasoning reject `reasoning_effort`)."""
+The reasoning text of earlier turns is never sent (OpenAI does not take it back). A thinking budget
+the client asked for outright goes as `reasoning_effort` (the table in `wires.effort`); Anthropic's
+`adaptive` does not, as models without reasoning refuse the field."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from mlxgw.wires.common import (
     dumps,
     new_id,
 )
+from mlxgw.wires.effort import demands_reasoning, openai_level
 from mlxgw.wires.error_map import (
     error_body_json,
     error_message,
@@ -103,6 +105,7 @@ def build_request(
         "response_format": _response_format_json(req.response_format),
         "logprobs": req.logprobs or None,
         "top_logprobs": req.top_logprobs,
+        "reasoning_effort": openai_level(req.thinking_budget) if demands_reasoning(req) else None,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     if req.stream:

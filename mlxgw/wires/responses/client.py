@@ -5,7 +5,7 @@ and canonical answers and errors back into Responses JSON.
 `function_call(_output)`, `custom_tool_call(_output)` and `reasoning` items become turns; `function`,
 `custom` and `namespace` tools become canonical tools, and hosted tools (`web_search`…) are named in
 `hosted_tools`, left for a Responses backend to run. `reasoning.effort` gives the thinking budget of
-the Chat Completions wire's table. A field the gateway reads must have the right type, or the request
+the table in `wires.effort`. A field the gateway reads must have the right type, or the request
 is a 400 naming it; fields it does not read stay in `raw` for passthrough (debug log).
 
 Opaque reasoning state goes out in a reasoning item's `encrypted_content`: OpenAI's as it came, and
@@ -33,6 +33,7 @@ from mlxgw.canonical import (
 )
 from mlxgw.errors import GatewayError
 from mlxgw.wires.common import dumps, log, lower_headers, merge_turns, new_id, parse_data_url, response_id
+from mlxgw.wires.effort import OPENAI_LEVELS, budget_for
 from mlxgw.wires.fields import (
     invalid,
     opt_bool,
@@ -45,7 +46,6 @@ from mlxgw.wires.fields import (
     require_object,
     str_list,
 )
-from mlxgw.wires.openai.client import REASONING_BUDGETS
 from mlxgw.wires.openai.stream import error_object
 from mlxgw.wires.responses.render import (
     ANTHROPIC_REDACTED,
@@ -93,7 +93,7 @@ def parse_request(body: Any, headers: Mapping[str, str]) -> ChatRequest:
     tools += [t for t in loaded if (t.namespace, t.name) not in {(u.namespace, u.name) for u in tools}]
     tool_choice, tools = parse_tool_choice(body, tools)
     reasoning = opt_object(body, "reasoning") or {}
-    effort = opt_choice(reasoning, "effort", tuple(REASONING_BUDGETS), "reasoning.effort")
+    effort = opt_choice(reasoning, "effort", OPENAI_LEVELS, "reasoning.effort")
     opt_choice(reasoning, "summary", ("auto", "concise", "detailed"), "reasoning.summary")
     opt_choice(body, "truncation", ("auto", "disabled"))
     opt_object(body, "metadata")
@@ -112,7 +112,7 @@ def parse_request(body: Any, headers: Mapping[str, str]) -> ChatRequest:
         temperature=opt_number(body, "temperature", 0, 2),
         top_p=opt_number(body, "top_p", 0, 1),
         stream=bool(opt_bool(body, "stream")),
-        thinking_budget=REASONING_BUDGETS.get(effort) if effort else None,
+        thinking_budget=budget_for(effort),
         user=opt_str(body, "user") or opt_str(body, "safety_identifier"),
         response_format=_text_format(body),
         protocol="responses",

@@ -7,10 +7,9 @@ data is not kept there on mlxgw's behalf), and with nothing stored OpenAI's reas
 back the next turn as the `encrypted_content` it gave, which only then is returned. Reasoning
 another provider minted is dropped: OpenAI cannot read it.
 
-A thinking budget becomes `reasoning.effort` by the same steps the other wires read efforts as
-budgets: under 1024 tokens minimal, under 4096 low, under 16384 medium, under 32768 high, else
-xhigh; with a summary asked for, so the reasoning shows as thinking. Without a budget, no
-`reasoning` is sent: models that do not reason refuse it.
+A thinking budget becomes `reasoning.effort` by the table in `wires.effort`, with a summary asked
+for, so the reasoning shows as thinking. Without a budget, no `reasoning` is sent: models that do
+not reason refuse it.
 """
 
 from __future__ import annotations
@@ -42,6 +41,7 @@ from mlxgw.canonical import (
 )
 from mlxgw.errors import UnreadableUpstream, UpstreamError
 from mlxgw.wires.common import dumps, log, new_id
+from mlxgw.wires.effort import openai_level
 from mlxgw.wires.error_map import stream_error
 from mlxgw.wires.fields import cannot, capped
 from mlxgw.wires.json_schema import strict_for_openai
@@ -49,10 +49,6 @@ from mlxgw.wires.openai.upstream import SCHEMA_NAME
 from mlxgw.wires.openai.upstream import error_from_upstream as error_from_upstream
 from mlxgw.wires.upstream_fields import typed, typed_field
 from mlxgw.wires.volatile import steady
-
-# reasoning.effort for a thinking budget: the first whose bound the budget is under.
-EFFORT_STEPS = ((1024, "minimal"), (4096, "low"), (16384, "medium"), (32768, "high"))
-TOP_EFFORT = "xhigh"
 
 # What `POST /responses/input_tokens` takes of a Responses body.
 COUNT_FIELDS = (
@@ -111,12 +107,8 @@ def build_request(req: ChatRequest, model: str, *, ceiling: int | None = None) -
     return body
 
 
-def effort_for(budget: int) -> str:
-    return next((effort for bound, effort in EFFORT_STEPS if budget < bound), TOP_EFFORT)
-
-
 def _reasoning_json(budget: int | None) -> dict | None:
-    return None if budget is None else {"effort": effort_for(budget), "summary": "auto"}
+    return None if budget is None else {"effort": openai_level(budget), "summary": "auto"}
 
 
 def _text_json(fmt: ResponseFormat | None) -> dict | None:
