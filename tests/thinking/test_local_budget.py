@@ -3,9 +3,11 @@ think forever has its thought closed after the budget's tokens, and the answer g
 
 from __future__ import annotations
 
+import openai
 import pytest
 from mlx_lm.utils import load_tokenizer
 
+from mlxgw.wires.effort import BUDGETS
 from tests.failover.rig import gateway_for
 from tests.thinking.helpers import send
 from tests.thinking.models import ANSWER, STEP
@@ -36,3 +38,21 @@ async def test_without_a_budget_it_thinks_to_max_tokens(endless):
 
     assert [b.type for b in answer.content] == ["thinking"]
     assert answer.stop_reason == "max_tokens"
+
+
+async def test_an_openai_clients_effort_is_the_local_budget(endless):
+    """`reasoning_effort` and Responses `reasoning.effort` "low" are 1024 thinking tokens (wires.effort)."""
+    budget, step_ids = BUDGETS["low"], load_tokenizer(endless).encode(STEP, add_special_tokens=False)
+    async with gateway_for({}, [{"pattern": "endless", "backend": "local", "model": str(endless)}]) as url:
+        async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0) as c:
+            chat = await c.chat.completions.create(
+                model="endless", messages=[{"role": "user", "content": "Think."}], reasoning_effort="low", max_tokens=budget + 16
+            )
+            answer = await c.responses.create(
+                model="endless", input="Think.", reasoning={"effort": "low", "summary": "auto"}, max_output_tokens=budget + 16
+            )
+
+    thoughts = [chat.choices[0].message.model_extra["reasoning_content"], answer.output[0].summary[0].text]
+    for thought in thoughts:
+        assert load_tokenizer(endless).encode(" " + thought.strip(), add_special_tokens=False) == step_ids * budget
+    assert chat.choices[0].message.content.strip() == answer.output_text.strip() == ANSWER.strip()
