@@ -190,6 +190,9 @@ class MappingSettings:
     # `backend`. Each request starts at the one `balance` picks; the others follow as failover.
     backends: tuple[str, ...] = ()
     balance: str = "least_outstanding"
+    # A session that failed over to a fallback stays on it this long (then the chain's first choice
+    # has it back), so an agent does not bounce between two models turn by turn; 0: never sticks.
+    sticky_s: float = 300.0
 
     @property
     def spread(self) -> tuple[str, ...]:

@@ -30,6 +30,8 @@ def _print_rows(rows: list[RequestLog], as_json: bool, table: Table | None) -> N
             print(json.dumps(request_log.as_json(r)), flush=True)
             continue
         served = f"{r.backend}:{r.model}" if r.backend else "—"
+        if r.sticky:  # its session had failed over to this backend: it went there first
+            served += " (sticky)"
         tried = " → ".join(f"{a['backend']}({a['error']})" for a in json.loads(r.attempts) if a["error"])
         tokens = f"{r.input_tokens or 0}/{r.output_tokens or 0}" if r.input_tokens or r.output_tokens else "—"
         style = "red" if r.status >= 400 or r.error_kind else None

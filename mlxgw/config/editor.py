@@ -40,7 +40,7 @@ class ConfigEditor:
 
     def add_mapping(self, mapping: MappingSettings, *, replace_existing: bool = False) -> None:
         """Append a mapping; with `replace_existing`, rewrite the one with the same pattern in place
-        (its position, comments, `enabled` and `fallback_on` stay)."""
+        (its position, comments, `enabled`, `fallback_on` and `sticky_s` stay)."""
         aot = self._mappings()
         table = next((t for t in aot if t.get("pattern") == mapping.pattern), None)
         if table is not None and not replace_existing:

@@ -2,7 +2,7 @@
 Its numbers are the defaults of `mlxgw.settings`, so the two never disagree."""
 
 from mlxgw.pricing import PRICES_AS_OF
-from mlxgw.settings import LocalSettings, Policy, ServerSettings
+from mlxgw.settings import LocalSettings, MappingSettings, Policy, ServerSettings
 
 DEFAULT_CONFIG = """\
 # mlxgw configuration. Edit freely: mlxgw keeps your comments and layout.
@@ -72,6 +72,8 @@ idle_unload_s = {L.idle_unload_s:g}          # a model unused this long is unloa
 # fallbacks = ["local:demo"]                   # "BACKEND" or "BACKEND:MODEL"
 # fallback_on = ["context_length"]             # also move on for a prompt too long for the model, and with
 #                                              # "bad_output" for a local tool call or JSON answer that is bad
+# sticky_s = {STICKY_S:g}                               # a session that failed over stays on the fallback that
+#                                              # answered this long (0: never), then returns to the first choice
 # priority = 0
 # max_output_tokens = 16384                    # optional: the model's output limit; every attempt of this
 #                                              # mapping asks for at most that (and the backend's own, if lower)
@@ -96,5 +98,5 @@ idle_unload_s = {L.idle_unload_s:g}          # a model unused this long is unloa
 # never from here). With a shared store, backends, mappings and prices live in the store (README: Scaling out).
 # [store]
 # url = "postgresql://mlxgw@db.lan:5432/mlxgw"
-""".format(S=ServerSettings(), P=Policy(), L=LocalSettings(), PRICES_AS_OF=PRICES_AS_OF,
+""".format(S=ServerSettings(), P=Policy(), L=LocalSettings(), PRICES_AS_OF=PRICES_AS_OF, STICKY_S=MappingSettings.sticky_s,
            metrics_open=str(ServerSettings().metrics_open_on_loopback).lower())

@@ -219,7 +219,7 @@ def _mapping(raw: Any, i: int, backends: dict[str, BackendSettings], where: Loca
         raw,
         {
             "pattern", "backend", "model", "fallbacks", "priority", "enabled", "fallback_on", "max_output_tokens",
-            "over_budget", "backends", "balance",
+            "over_budget", "backends", "balance", "sticky_s",
         },
         where,
         at,
@@ -236,6 +236,7 @@ def _mapping(raw: Any, i: int, backends: dict[str, BackendSettings], where: Loca
         over_budget=over_budget,
         backends=spread,
         balance=balance,
+        sticky_s=get(raw, "sticky_s", float, MappingSettings.sticky_s, where, at),
     )
 
 

@@ -1,7 +1,8 @@
 """From a canonical request to an answer that has started.
 
 The requested model picks a mapping and its chain of (backend, model) attempts; a mapping spread
-over equivalent backends has the balancer put this request's pick among them first (`balancer`).
+over equivalent backends has the balancer put this request's pick among them first (`balancer`),
+and a session that failed over recently goes to the fallback that answered it first (`sticky`).
 Each attempt is tried up to `max_tries` times with exponential backoff (full jitter, honouring
 Retry-After), behind the backend's circuit breaker. An attempt has succeeded once its first meaningful item arrived
 (for a stream) or its whole answer did; only then is anything sent to the client, so every failure
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from mlxgw.backends.base import Item, RawFrame, is_meaningful
@@ -27,6 +28,7 @@ from mlxgw.dispatch.output_check import OutputCheck
 from mlxgw.dispatch.pacing import as_written, held, nothing, paced, watched
 from mlxgw.dispatch.retries import retry_limits, with_retries
 from mlxgw.dispatch.route_table import Attempt, Route, RouteTable
+from mlxgw.dispatch.sticky import Sticky, session_of
 from mlxgw.errors import BAD_OUTPUT, GatewayError, OverLimit, Unsupported, UpstreamError
 from mlxgw.settings import LOCAL, Policy, Settings
 
@@ -47,10 +49,12 @@ class AttemptRecord:
     tries: int = 0
     error: str | None = None  # why it failed, or None for the one that served
     passthrough: bool = False  # it served, relaying the upstream's own bytes in the client's protocol
+    sticky: bool = False  # it served, put first because its session had failed over to it (`sticky`)
 
     def as_json(self) -> dict:
         record = {"backend": self.backend, "model": self.model, "tries": self.tries, "error": self.error}
-        return {**record, "passthrough": True} if self.passthrough else record
+        marks = {name: True for name in ("passthrough", "sticky") if getattr(self, name)}
+        return {**record, **marks}
 
 
 @dataclass
@@ -90,6 +94,7 @@ class Dispatcher:
         self.routes = routes
         self.settings = settings
         self.breakers = Breakers()
+        self.sticky = Sticky()
         self.balancer = Balancer(lambda attempt: self.breaker(attempt.backend, attempt.model).available())
 
     def route(self, model: str) -> Route:
@@ -108,12 +113,19 @@ class Dispatcher:
         key = f"{LOCAL}:{model}" if backend == LOCAL else backend
         return self.breakers.get(key, policy.breaker_failures, policy.breaker_cooldown_s)
 
-    async def open(self, request: ChatRequest, trace: list[AttemptRecord], *, over_budget: OverLimit | None = None) -> Opened:
+    async def open(
+        self, request: ChatRequest, trace: list[AttemptRecord], *, over_budget: OverLimit | None = None,
+        client: str | None = None,
+    ) -> Opened:
         """Walk the chain until an attempt starts answering. `trace` receives one record per attempt.
-        `over_budget`: the client key is over a budget, so only local models may answer."""
-        route = self.balancer.order(self.route(request.model))
+        `over_budget`: the client key is over a budget, so only local models may answer. `client`:
+        the client key's name, under which the request's session sticks to a fallback (`sticky`)."""
+        configured = route = self.balancer.order(self.route(request.model))
+        session = stuck = None
         if over_budget is not None:
             route = within_budget(route, over_budget, trace)
+        elif route.mapping.sticky_s > 0 and (session := session_of(request, client)) is not None:
+            route, stuck = self._stuck(route, session)
         request.output_ceiling = route.mapping.max_output_tokens
         checks = BAD_OUTPUT in route.mapping.fallback_on and OutputCheck.needed(request)
 
@@ -123,7 +135,31 @@ class Dispatcher:
 
         opened = await self._walk(route, trace, one_try)
         trace[-1].passthrough = any(isinstance(item, RawFrame) for item in opened.head)
+        if session is not None:
+            self._remember(configured, session, trace[-1], stuck)
         return opened
+
+    def _stuck(self, route: Route, session: str) -> tuple[Route, Attempt | None]:
+        """The route with the fallback this session failed over to first, while it sticks and its
+        breaker lets requests through; else the route as configured."""
+        attempt = self.sticky.get(route.mapping.pattern, session)
+        if attempt is None or attempt not in route.chain[route.equivalent:]:
+            return route, None
+        if not self.breaker(attempt.backend, attempt.model).available():
+            return route, None
+        return replace(route, chain=(attempt, *(a for a in route.chain if a != attempt))), attempt
+
+    def _remember(self, route: Route, session: str, served: AttemptRecord, stuck: Attempt | None) -> None:
+        """A fallback that answered holds the session for sticky_s from its failover (its sticky
+        turns do not extend that); the chain's first choice answering it lets it go."""
+        answered = Attempt(served.backend, served.model)
+        pattern = route.mapping.pattern
+        if answered == stuck:
+            served.sticky = True
+        elif answered in route.chain[: route.equivalent]:
+            self.sticky.forget(pattern, session)
+        else:
+            self.sticky.stick(pattern, session, answered, route.mapping.sticky_s)
 
     async def count_tokens(self, request: ChatRequest, trace: list[AttemptRecord]) -> int:
         """The request's input tokens, counted by the first attempt of its chain that can, under the

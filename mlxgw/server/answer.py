@@ -49,7 +49,9 @@ def _passthrough(opened: Opened) -> bool:
 
 
 async def _open(dispatcher, creq: ChatRequest, ledger: Ledger, turn: Turn | None) -> Opened:
-    opened = await dispatcher.open(creq, ledger.attempts, over_budget=ledger.request.get(OVER_BUDGET))
+    opened = await dispatcher.open(
+        creq, ledger.attempts, over_budget=ledger.request.get(OVER_BUDGET), client=ledger.client_key
+    )
     if turn is not None:
         try:
             turn.check(_passthrough(opened))

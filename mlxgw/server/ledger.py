@@ -78,6 +78,7 @@ class Ledger:
             "error_kind": self.error_kind,
             "client_key": self.client_key,
             "cost_usd": cost,
+            "sticky": bool(served and served.sticky),
         }
 
     def prefill_ms(self, served: AttemptRecord | None, ttft_ms: float | None) -> float | None:

@@ -79,11 +79,20 @@ def _v7(database: Database) -> None:
             database.execute_sql(f"ALTER TABLE mapping ADD COLUMN {name} {sql_type}")
 
 
+def _v8(database: Database) -> None:
+    """Sticky failover: mappings gain `sticky_s`, and each request log row says whether its session's
+    stickiness routed it."""
+    if "sticky_s" not in {column.name for column in database.get_columns("mapping")}:
+        database.execute_sql("ALTER TABLE mapping ADD COLUMN sticky_s REAL")
+    if "sticky" not in {column.name for column in database.get_columns("requestlog")}:
+        database.execute_sql("ALTER TABLE requestlog ADD COLUMN sticky BOOLEAN NOT NULL DEFAULT FALSE")
+
+
 # How long SQLite itself retries a store another connection is writing, before "database is locked".
 BUSY_TIMEOUT_MS = 5000
 
 # Append-only: each entry moves the schema one version up. Never edit a released step.
-MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
 
 
 def store_target(url: str | None, sqlite_path: Path) -> Path | str:

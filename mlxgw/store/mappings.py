@@ -22,6 +22,7 @@ def load_mappings() -> list[MappingSettings]:
             over_budget=Target.parse(row.over_budget) if row.over_budget else None,
             backends=tuple(json.loads(row.backends)),
             balance=row.balance or BALANCES[0],
+            sticky_s=MappingSettings.sticky_s if row.sticky_s is None else row.sticky_s,
         )
         for row in Mapping.select().order_by(Mapping.position)
     ]

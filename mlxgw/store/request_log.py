@@ -135,6 +135,7 @@ def as_json(r: RequestLog) -> dict:
         "client_key": r.client_key,
         "cost_usd": r.cost_usd,
         "replica": r.replica,
+        "sticky": r.sticky,
     }
 
 

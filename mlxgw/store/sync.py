@@ -51,13 +51,14 @@ def _mapping_row(position: int, m: MappingSettings) -> dict:
         "over_budget": str(m.over_budget) if m.over_budget else None,
         "backends": json.dumps(list(m.backends)),
         "balance": m.balance if m.backends else None,
+        "sticky_s": m.sticky_s,
     }
 
 
 def _current_rows() -> list[dict]:
     fields = (
         "position", "pattern", "backend", "model", "fallbacks", "priority", "enabled", "fallback_on",
-        "max_output_tokens", "over_budget", "backends", "balance",
+        "max_output_tokens", "over_budget", "backends", "balance", "sticky_s",
     )
     return [
         {f: getattr(r, f) for f in fields} for r in Mapping.select().order_by(Mapping.position)

@@ -47,6 +47,7 @@ class Mapping(BaseModel):
     over_budget = TextField(null=True)  # "local:MODEL" for client keys over their budget
     backends = TextField(default="[]")  # JSON list: the equivalent backends of a spread mapping
     balance = TextField(null=True)  # how a spread mapping picks its first backend
+    sticky_s = FloatField(null=True)  # None: the default
 
 
 class Credential(BaseModel):
@@ -98,6 +99,7 @@ class RequestLog(BaseModel):
     client_key = TextField(null=True, index=True)  # the name of the key the client presented
     cost_usd = FloatField(null=True)  # 0 for local models; None: no price known, or nothing answered
     replica = TextField(null=True)  # the gateway that served it ([server] replica, or HOSTNAME:PORT)
+    sticky = BooleanField(default=False)  # its session was routed to the fallback it failed over to before
 
 
 class StoredResponse(BaseModel):
