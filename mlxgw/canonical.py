@@ -88,6 +88,7 @@ class Tool:
     kind: ToolKind = "function"
     namespace: str | None = None  # a Responses `namespace` tool's name: targets without namespaces see it flattened
     format: dict | None = None  # a custom tool's input format (grammar or text), as the client gave it
+    strict: bool = False  # calls must match input_schema (OpenAI's and Anthropic's `strict: true`)
 
 
 @dataclass

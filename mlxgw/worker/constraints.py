@@ -13,13 +13,18 @@ SGLang use, is actively released and compiles JSON Schema and Lark grammars with
 
 Tool calls are constrained for models whose calls are JSON inside start/end markers (mlx-lm's
 `json_tools` parser: Qwen, Hermes and the demo's `<tool_call>{"name", "arguments"}</tool_call>`);
-other formats generate as before.
+other formats generate as before. A forced tool choice makes the answer one call; with tool choice
+auto, the calls the model opens in its text are held to the schemas of the tools the client marked
+`strict` (a lazy grammar: free text until the call marker). Only strict tools: a grammar over
+every answer costs each of its tokens a round trip to the CPU, and unconstrained calls are what
+`fallback_on = ["bad_output"]` checks and escalates.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from collections import OrderedDict
 from typing import Any
 
@@ -27,6 +32,8 @@ import llguidance as llg
 import mlx.core as mx
 import numpy as np
 from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
+
+from mlxgw.worker.sequence_events import initial_state
 
 # Compact JSON: with free whitespace a model can pad an answer forever; lenient: schemas from
 # clients carry keywords the engine does not implement ("format": "uri", "$schema"...), which
@@ -47,26 +54,32 @@ class Grammars:
     def __init__(self) -> None:
         self._tokenizers: OrderedDict[str, llg.LLTokenizer] = OrderedDict()
         self._compiled: OrderedDict[tuple[str, str], llg.LLMatcher] = OrderedDict()
+        self._markers: dict[tuple[str, bool], Markers] = {}  # a large vocabulary is slow to read
 
-    def processor(self, constraint: dict[str, Any] | None, tools: list[dict], slot) -> GrammarProcessor | None:
-        """The logits processor holding one sequence to `constraint`, or None without one (or
-        for a tool call in a format the grammar cannot express)."""
-        if not constraint:
+    def processor(self, job, slot, prompt: list[int]) -> GrammarProcessor | None:
+        """The logits processor holding one sequence to its job's constraint, or None without one
+        (or for tool calls in a format the grammar cannot express)."""
+        if not job.constraint:
             return None
-        grammar = grammar_for(constraint, tools, slot, self._tokenizer)
+        tokenizer = self._tokenizer(slot)
+        key = (slot.path, initial_state(slot.tokenizer, prompt) == "reasoning")
+        marks = self._markers.get(key)
+        if marks is None or marks.tokenizer is not tokenizer:
+            marks = self._markers[key] = Markers(slot, tokenizer, thought_open=key[1])
+        grammar = grammar_for(job.constraint, job.tools, marks)
         if grammar is None:
             return None
         key = (slot.path, grammar)
         matcher = self._compiled.get(key)
         if matcher is None:
-            matcher = llg.LLMatcher(self._tokenizer(slot), grammar, log_level=0)
+            matcher = llg.LLMatcher(tokenizer, grammar, log_level=0)
             if matcher.is_error():
-                raise ConstraintError(f"the {_what(constraint)} cannot be used: {matcher.get_error()}")
+                raise ConstraintError(f"the {_what(job.constraint)} cannot be used: {matcher.get_error()}")
             self._compiled[key] = matcher
             if len(self._compiled) > MAX_COMPILED:
                 self._compiled.popitem(last=False)
         self._compiled.move_to_end(key)
-        return GrammarProcessor(matcher.deep_copy(), self._tokenizer(slot).vocab_size)
+        return GrammarProcessor(matcher.deep_copy(), tokenizer.vocab_size)
 
     def _tokenizer(self, slot) -> llg.LLTokenizer:
         tokenizer = self._tokenizers.get(slot.path)
@@ -82,66 +95,96 @@ class Grammars:
         return tokenizer
 
 
-def grammar_for(constraint: dict[str, Any], tools: list[dict], slot, tokenizer_of) -> str | None:
+def grammar_for(constraint: dict[str, Any], tools: list[dict], marks: Markers) -> str | None:
+    """The Lark grammar (llguidance's dialect) of `constraint`; None where it cannot be expressed."""
     kind = constraint.get("type")
-    if kind == "json_object":
-        return _json({"type": "object"})
-    if kind == "json_schema":
-        schema = constraint.get("schema")
-        return _json(schema if isinstance(schema, dict) and schema else {"type": "object"})
-    if kind == "tool_call":
-        return _tool_call(constraint.get("names") or [], tools, slot, tokenizer_of)
-    raise ConstraintError(f"unknown constraint {kind!r}")
-
-
-def _json(schema: dict) -> str:
-    try:
-        return llg.LLMatcher.grammar_from_json_schema(schema, defaults=JSON_OPTIONS)
-    except ValueError as e:
-        raise ConstraintError(f"the JSON schema cannot be used: {e}") from e
-
-
-def _tool_call(names: list[str], tools: list[dict], slot, tokenizer_of) -> str | None:
-    """One call of one of `names`, in the model's own markers, with schema-valid arguments."""
-    rules = slot.rules
-    parser = rules.tool_parser
-    if parser is None or not getattr(parser, "__module__", "").endswith(".json_tools"):
-        return None
+    if kind in ("json_object", "json_schema"):
+        schema = constraint.get("schema") if kind == "json_schema" else None
+        answer = f"answer: %json {_json(schema if isinstance(schema, dict) and schema else {'type': 'object'})}"
+        return marks.grammar(f"start: {marks.before}answer", answer)
+    if kind not in ("tool_call", "tools"):
+        raise ConstraintError(f"unknown constraint {kind!r}")
+    if marks.call_start is None:
+        return None  # a tool-call format other than JSON between markers: generated as before
     offered = {t["function"]["name"]: t["function"].get("parameters") or {} for t in tools}
-    calls = []
+    names = (constraint.get("names") or list(offered)) if kind == "tool_call" else list(offered)
     for name in names:
         if name not in offered:
             raise ConstraintError(f"tool_choice names {name!r}, which is not among the tools")
-        calls.append(
-            {
-                "type": "object",
-                "properties": {"name": {"const": name}, "arguments": offered[name] or {"type": "object"}},
-                "required": ["name", "arguments"],
-                "additionalProperties": False,
-            }
-        )
-    if not calls:
+    if not names:
         return None
+    # Free calls hold only the arguments of `strict` tools to their schemas; the others take any object.
+    held = set(names) if kind == "tool_call" else set(constraint.get("strict") or ())
+    calls = [
+        {
+            "type": "object",
+            "properties": {
+                "name": {"const": name},
+                "arguments": (offered[name] if name in held else None) or {"type": "object"},
+            },
+            "required": ["name", "arguments"],
+            "additionalProperties": False,
+        }
+        for name in names
+    ]
     schema = calls[0] if len(calls) == 1 else {"anyOf": calls}
-    start, end = (_marker(m, slot, tokenizer_of(slot)) for m in (rules.tool_call_start, rules.tool_call_end))
-    lark = (
-        f"start: {start} \"\\n\" call \"\\n\" {end}\n"
-        f"call: %json {json.dumps({**schema, 'x-guidance': JSON_OPTIONS})}\n"
-    )
-    return llg.LLMatcher.grammar_from_lark(lark)
+    # The line breaks the chat templates write around a call, which the parser does not need.
+    call = f'call: {marks.call_start} "\\n"? %json {_json(schema)} "\\n"? {marks.call_end}'
+    if kind == "tool_call":
+        return marks.grammar(f"start: {marks.before}call", call)
+    # Free text, in which a call the model opens is held to its tool's schema.
+    thinking = " | ".join(t for t in (marks.think_start, marks.think_end) if t)
+    chunk = f"chunk: TEXT? (({thinking}) TEXT?)*" if thinking else "chunk: TEXT?"
+    return marks.grammar("start: chunk (call chunk)*", chunk, call)
 
 
-def _marker(text: str, slot, tokenizer: llg.LLTokenizer) -> str:
-    """A marker in Lark: by token id where it is an added token (llguidance matches those only as
-    the token, never as the text), else as its text."""
-    token_id = slot.tokenizer.get_vocab().get(text)
-    if token_id is not None and tokenizer.is_special_token(token_id):
-        return f"<[{token_id}]>"
-    return json.dumps(text)
+def _json(schema: dict) -> str:
+    return json.dumps({**schema, "x-guidance": JSON_OPTIONS})
+
+
+class Markers:
+    """A model's tool-call and thinking markers as Lark terms: by token id where llguidance takes
+    the marker for a special token (it matches those only as that token, never as their text),
+    else as text, which free text then must not contain."""
+
+    def __init__(self, slot, tokenizer: llg.LLTokenizer, *, thought_open: bool) -> None:
+        self._vocab = slot.tokenizer.get_vocab()
+        self.tokenizer = tokenizer
+        self._textual: list[str] = []
+        rules = slot.rules
+        parser = rules.tool_parser
+        json_calls = parser is not None and getattr(parser, "__module__", "").endswith(".json_tools")
+        self.call_start = self._term(rules.tool_call_start) if json_calls else None
+        self.call_end = self._term(rules.tool_call_end) if json_calls else None
+        thinking = slot.tokenizer.has_thinking and slot.tokenizer.think_start and slot.tokenizer.think_end
+        self.think_start = self._term(slot.tokenizer.think_start) if thinking else None
+        self.think_end = self._term(slot.tokenizer.think_end) if thinking else None
+        # A thought the prompt opened is finished before the answer. One the model would open
+        # itself is not allowed: gibberish, or a model that thinks at length, would never answer.
+        self.before = "thought " if thought_open and thinking else ""
+
+    def _term(self, text: str) -> str:
+        token_id = self._vocab.get(text)
+        if token_id is not None and self.tokenizer.is_special_token(token_id):
+            return f"<[{token_id}]>"
+        self._textual.append(text)
+        return json.dumps(text)
+
+    def grammar(self, *rules: str) -> str:
+        """The rules with the shared ones: `thought` (the rest of a thought the prompt opened, then
+        a line break or two) and TEXT (any text without a marker in it)."""
+        thought = f'thought: TEXT? {self.think_end} "\\n"? "\\n"?' if self.before else ""
+        text = "TEXT: /(.|\\n)+/" + "".join(f" & ~/(.|\\n)*{_literal(t)}(.|\\n)*/" for t in self._textual)
+        return llg.LLMatcher.grammar_from_lark("\n".join(["%llguidance {}", *rules, thought, text, ""]))
+
+
+def _literal(text: str) -> str:
+    """`text` as a regex inside Lark's /.../."""
+    return re.escape(text).replace("/", "\\/")
 
 
 def _what(constraint: dict[str, Any]) -> str:
-    return "tool's parameters schema" if constraint.get("type") == "tool_call" else "JSON schema"
+    return "JSON schema" if constraint.get("type") in ("json_object", "json_schema") else "tool's parameters schema"
 
 
 class GrammarProcessor:

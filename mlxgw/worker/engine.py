@@ -201,7 +201,7 @@ class Engine:
             return
         processors = []  # this sequence's own logits processors, in the order they apply
         try:
-            grammar = self.grammars.processor(job.constraint, job.tools, slot)
+            grammar = self.grammars.processor(job, slot, prompt)
         except ConstraintError as e:
             self.out.error(job.id, "invalid_request", str(e))
             return

@@ -61,7 +61,9 @@ class Job:
     seed: int | None = None
     thinking_budget: int | None = None  # the most tokens a `<think>` model may think before `</think>` is forced
     # What the answer is held to (see worker.constraints): {"type": "json_object"},
-    # {"type": "json_schema", "schema": {...}} or {"type": "tool_call", "names": [...]}, one of `tools`.
+    # {"type": "json_schema", "schema": {...}}, {"type": "tool_call", "names": [...]} (one call of
+    # one of these `tools`) or {"type": "tools", "strict": [...]} (free text; calls of these tools
+    # hold to their schemas).
     constraint: dict | None = None
 
     def to_frame(self) -> dict[str, Any]:

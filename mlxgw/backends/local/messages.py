@@ -56,17 +56,20 @@ def to_hf_tools(request: ChatRequest) -> list[dict[str, Any]]:
 
 def to_constraint(request: ChatRequest, tools: list[dict[str, Any]]) -> dict[str, Any] | None:
     """What the worker holds the answer to (see `Job.constraint`): a forced tool choice makes it
-    one call of the named tool (any tool for "required" / Anthropic "any"), else a JSON format."""
-    choice = flattened(request).tool_choice
+    one call of the named tool (any tool for "required" / Anthropic "any"); else a JSON format;
+    else, with `strict` tools, the calls the model makes to those tools are held to their schemas."""
+    flat = flattened(request)
+    choice = flat.tool_choice
     if tools and choice is not None and choice.mode in ("any", "tool"):
         names = [choice.name] if choice.mode == "tool" else [t["function"]["name"] for t in tools]
         return {"type": "tool_call", "names": names}
     fmt = request.response_format
-    if fmt is None:
-        return None
-    if fmt.type == "json_object":
-        return {"type": "json_object"}
-    return {"type": "json_schema", "schema": fmt.schema}
+    if fmt is not None:
+        return {"type": "json_object"} if fmt.type == "json_object" else {"type": "json_schema", "schema": fmt.schema}
+    strict = [t.name for t in flat.tools if t.strict]
+    if tools and strict:
+        return {"type": "tools", "strict": strict}
+    return None
 
 
 def _text_of(parts: list) -> str:

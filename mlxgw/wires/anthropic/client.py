@@ -230,7 +230,8 @@ def _tools(value: Any) -> list[Tool]:
         if schema is not None and not isinstance(schema, dict):
             raise invalid(f"`{where}.input_schema` must be an object", f"{where}.input_schema")
         description = opt_str(tool, "description", f"{where}.description")
-        tools.append(Tool(name, description, schema or {"type": "object", "properties": {}}))
+        strict = opt_bool(tool, "strict", f"{where}.strict") is True
+        tools.append(Tool(name, description, schema or {"type": "object", "properties": {}}, strict=strict))
     return tools
 
 

@@ -249,7 +249,8 @@ def _tools(value: Any) -> list[Tool]:
         parameters = function.get("parameters")
         if parameters is not None and not isinstance(parameters, dict):
             raise invalid(f"`{where}.function.parameters` must be an object", f"{where}.function.parameters")
-        tools.append(Tool(function["name"], description, parameters or {"type": "object", "properties": {}}))
+        strict = opt_bool(function, "strict", f"{where}.function.strict") is True
+        tools.append(Tool(function["name"], description, parameters or {"type": "object", "properties": {}}, strict=strict))
     return tools
 
 

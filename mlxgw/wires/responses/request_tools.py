@@ -63,7 +63,10 @@ def _tool(tool: Any, where: str, namespace: str | None) -> Tool:
     if tool["type"] == "custom":
         return Tool(name, description, kind="custom", namespace=namespace, format=opt_object(tool, "format", f"{where}.format"))
     parameters = opt_object(tool, "parameters", f"{where}.parameters")
-    return Tool(name, description, parameters or {"type": "object", "properties": {}}, namespace=namespace)
+    # Only an explicit true counts: the API defaults to strict, but clients that do not want the
+    # schema held (Codex) say false, and most never set it.
+    strict = opt_bool(tool, "strict", f"{where}.strict") is True
+    return Tool(name, description, parameters or {"type": "object", "properties": {}}, namespace=namespace, strict=strict)
 
 
 def _name(tool: dict, where: str) -> str:
