@@ -151,3 +151,21 @@ async def test_without_bad_output_a_bad_call_goes_out_as_the_model_wrote_it(scri
         unknown = await oa.chat.completions.create(model="unknown_tool", messages=MSG, tools=[LOOKUP])
         assert [tc.function.name for tc in unknown.choices[0].message.tool_calls] == ["nosuch"]
         assert fake.requests == []
+
+
+async def test_text_that_is_not_the_required_json_is_answered_by_the_fallback(scripted):
+    """The constraint holds the local model to the schema, but an answer cut at its output limit is
+    not the JSON asked for: the fallback answers it instead."""
+    city = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    json_schema = {"type": "json_schema", "json_schema": {"name": "city", "schema": city}}
+    async with escalating(scripted) as (url, fake):
+        oa, _ = clients(url)
+        whole = await oa.chat.completions.create(model="good", messages=MSG, response_format=json_schema, max_tokens=3)
+        assert whole.choices[0].message.content == FALLBACK_TEXT
+        stream = await oa.chat.completions.create(
+            model="good", messages=MSG, response_format=json_schema, max_tokens=3, stream=True
+        )
+        assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices]) == FALLBACK_TEXT
+        assert len(fake.requests) == 2
+        rows = await logged(2)
+    assert all(row["attempts"][0]["error"] == "bad_output" and row["backend"] == "fb" for row in rows)
