@@ -1,8 +1,8 @@
 """Reasoning effort across the APIs, in one table: each named level is a thinking budget in tokens.
 
     level     budget   read from                                      written as
-    none      -        Chat Completions, Responses (no thinking)       -
-    minimal   1024     Chat Completions, Responses                     budget under 1024
+    none      0        Chat Completions, Responses                     budget 0
+    minimal   1024     Chat Completions, Responses                     budget 1 to 1023
     low       1024     all three (Anthropic `output_config.effort`)    budget 1024 to 4095
     medium    4096     all three                                       budget 4096 to 16383
     high      16384    all three; Anthropic's `adaptive` default       budget 16384 to 32767
@@ -15,7 +15,8 @@ budget; Anthropic `thinking: {"type": "enabled", "budget_tokens": N}` gives N, a
 newer than this table gets high's too). Writing: an Anthropic upstream takes the budget as
 `budget_tokens` (1024 at least); OpenAI's take the level whose budget range holds it, so every level
 but minimal (which shares low's budget) comes back as itself; the local worker takes the budget as
-the most tokens a `<think>` model may think.
+the most tokens a `<think>` model may think. "none" is a budget of 0: no thinking config for
+Anthropic, `none` for OpenAI's APIs, and a local `<think>` model's thought closed at once.
 
 Anthropic's `adaptive` lets the model decide whether to think, so it is no demand for reasoning:
 a Chat Completions upstream, where models that do not reason refuse `reasoning_effort`, gets none
@@ -26,8 +27,8 @@ from __future__ import annotations
 
 from mlxgw.canonical import ChatRequest
 
-BUDGETS: dict[str, int | None] = {
-    "none": None,
+BUDGETS: dict[str, int] = {
+    "none": 0,
     "minimal": 1024,
     "low": 1024,
     "medium": 4096,
@@ -39,7 +40,7 @@ OPENAI_LEVELS = ("none", "minimal", "low", "medium", "high", "xhigh")
 ANTHROPIC_LEVELS = ("low", "medium", "high", "max")
 ANTHROPIC_DEFAULT = "high"
 # A budget written as an OpenAI level: the first whose bound the budget is under.
-_OPENAI_STEPS = ((1024, "minimal"), (4096, "low"), (16384, "medium"), (32768, "high"))
+_OPENAI_STEPS = ((1, "none"), (1024, "minimal"), (4096, "low"), (16384, "medium"), (32768, "high"))
 _OPENAI_TOP = "xhigh"
 
 
@@ -49,7 +50,8 @@ def budget_for(level: str | None) -> int | None:
 
 def anthropic_budget(level: str | None) -> int:
     """The budget of an `adaptive` request's `output_config.effort`."""
-    return BUDGETS.get(level or ANTHROPIC_DEFAULT) or BUDGETS[ANTHROPIC_DEFAULT]
+    budget = BUDGETS.get(level or ANTHROPIC_DEFAULT)
+    return BUDGETS[ANTHROPIC_DEFAULT] if budget is None else budget
 
 
 def openai_level(budget: int) -> str:

@@ -75,3 +75,16 @@ async def test_adaptive_thinkings_effort_reaches_responses_but_asks_chat_complet
 
     assert received(ups["to-responses"])["reasoning"]["effort"] == level
     assert "reasoning_effort" not in received(ups["to-chat"])
+
+
+async def test_no_reasoning_asked_for_is_none_where_the_api_has_it_and_no_thinking_for_anthropic():
+    async with rig() as (url, ups):
+        async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0) as c:
+            chat = {"messages": [{"role": "user", "content": "q"}], "reasoning_effort": "none"}
+            await c.chat.completions.create(model="to-anthropic", **chat)
+            await c.chat.completions.create(model="to-responses", **chat)
+            await c.responses.create(model="to-chat", input="q", reasoning={"effort": "none"})
+
+    assert "thinking" not in received(ups["to-anthropic"])
+    assert received(ups["to-responses"])["reasoning"] == {"effort": "none"}
+    assert received(ups["to-chat"])["reasoning_effort"] == "none"

@@ -56,3 +56,15 @@ async def test_an_openai_clients_effort_is_the_local_budget(endless):
     for thought in thoughts:
         assert load_tokenizer(endless).encode(" " + thought.strip(), add_special_tokens=False) == step_ids * budget
     assert chat.choices[0].message.content.strip() == answer.output_text.strip() == ANSWER.strip()
+
+
+async def test_reasoning_effort_none_closes_the_thought_at_once(endless):
+    async with gateway_for({}, [{"pattern": "endless", "backend": "local", "model": str(endless)}]) as url:
+        async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0) as c:
+            chat = await c.chat.completions.create(
+                model="endless", messages=[{"role": "user", "content": "Think."}], reasoning_effort="none", max_tokens=16
+            )
+
+    assert not (chat.choices[0].message.model_extra or {}).get("reasoning_content")
+    assert chat.choices[0].message.content.strip() == ANSWER.strip()
+    assert chat.choices[0].finish_reason == "stop"

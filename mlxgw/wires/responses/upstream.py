@@ -108,7 +108,10 @@ def build_request(req: ChatRequest, model: str, *, ceiling: int | None = None) -
 
 
 def _reasoning_json(budget: int | None) -> dict | None:
-    return None if budget is None else {"effort": openai_level(budget), "summary": "auto"}
+    if budget is None:
+        return None
+    effort = openai_level(budget)
+    return {"effort": effort} if effort == "none" else {"effort": effort, "summary": "auto"}
 
 
 def _text_json(fmt: ResponseFormat | None) -> dict | None:
