@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Role = Literal["user", "assistant"]
+# "system" is a system message the client put after the conversation began (see `Message`).
+Role = Literal["user", "assistant", "system"]
 # A "custom" tool takes free text rather than JSON arguments (Responses freeform tools, e.g. Codex's
 # apply_patch); targets without such tools get a function with one string parameter instead.
 ToolKind = Literal["function", "custom"]
@@ -73,6 +74,17 @@ Part = TextPart | ImagePart | ToolCallPart | ToolResultPart | ThinkingPart
 
 @dataclass
 class Message:
+    """One turn. A "system" turn holds only text: a system message the client sent after the first
+    user or assistant turn, kept where it was (those before it are `ChatRequest.system`).
+
+    Why in place: agents append such notes to a conversation (Claude Code's "# Environment" block
+    after the first user turn, a reminder ending a later turn); moved to the head, each one would
+    rewrite the prompt's start, and a model's prefix cache would be lost for the whole prompt. Targets
+    that take system messages anywhere (local chat templates, Chat Completions, Responses) get them
+    in place; Anthropic, which takes none in `messages`, gets them appended to `system`. One is never
+    left between an assistant's tool calls and their results (see `wires.common.merge_turns`).
+    """
+
     role: Role
     content: list[Part]
 

@@ -10,7 +10,7 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
-from mlxgw.canonical import FinishReason, Message, Start, ToolResultPart, Usage, merge_usage
+from mlxgw.canonical import FinishReason, Message, Start, ToolCallPart, ToolResultPart, Usage, merge_usage
 
 log = logging.getLogger("mlxgw.wires")
 
@@ -53,12 +53,15 @@ def merge_turns(messages: list[Message]) -> list[Message]:
     """Drop empty turns and join consecutive turns of the same role (Anthropic needs alternation).
 
     Within a user turn, tool results go first: Anthropic requires them right after the tool calls.
+    System turns are never joined, with each other or with the turns around them; one found between
+    an assistant's tool calls and the last of their results moves to just after that result (every
+    API and chat template wants the results right after the calls).
     """
     merged: list[Message] = []
-    for msg in messages:
+    for msg in _after_tool_results(messages):
         if not msg.content:
             continue
-        if merged and merged[-1].role == msg.role:
+        if merged and merged[-1].role == msg.role != "system":
             merged[-1] = Message(msg.role, merged[-1].content + msg.content)
         else:
             merged.append(Message(msg.role, list(msg.content)))
@@ -66,6 +69,34 @@ def merge_turns(messages: list[Message]) -> list[Message]:
         if msg.role == "user":
             msg.content.sort(key=lambda part: not isinstance(part, ToolResultPart))
     return merged
+
+
+def _after_tool_results(messages: list[Message]) -> list[Message]:
+    """`messages` with each system turn that came while tool calls awaited results held back until
+    the last of those results (or the first turn that is not a result: the calls went unanswered)."""
+    out: list[Message] = []
+    held: list[Message] = []
+    awaited: set[str] = set()
+    for msg in messages:
+        if msg.role == "system":
+            (held if awaited else out).append(msg)
+            continue
+        results = {p.tool_call_id for p in msg.content if isinstance(p, ToolResultPart)}
+        if msg.role != "user" or not results & awaited:
+            out.extend(held)
+            held.clear()
+            awaited.clear()
+        awaited -= results
+        if held and not awaited:
+            # Right after the results: the turn's own text, if any, came after the system turn.
+            out.append(Message("user", [p for p in msg.content if isinstance(p, ToolResultPart)]))
+            out.extend(held)
+            held.clear()
+            msg = Message("user", [p for p in msg.content if not isinstance(p, ToolResultPart)])
+        out.append(msg)
+        if msg.role == "assistant":
+            awaited = {p.id for p in msg.content if isinstance(p, ToolCallPart)}
+    return out
 
 
 _ALPHABET = string.ascii_letters + string.digits

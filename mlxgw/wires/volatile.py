@@ -19,9 +19,9 @@ sessions (tests/agents/fixtures/README.md):
 - Claude Code's memory-folder path (in its main system prompt) and its `# Environment` system
   message (working directory, "Is a git repository", platform, `Today's date is …`) differ only
   from project to project and day to day; sessions and sub-agents of one project on one day send
-  them identically, and the model needs each of them. That system message joins the system text, so
-  a local prompt has it before the tools: the first session of a new day re-reads the tools once,
-  a cost taken rather than moving what Claude Code put in the system turn.
+  them identically, and the model needs each of them. That system message comes after the first
+  user turn and stays there (see `mlxgw.canonical.Message`), after the shared system prompt and
+  tools, so a session in another project or on another day still reads those from the cache.
 - Claude Code's git status, Codex's `<environment_context>` (cwd, date, timezone) and the user's own
   words come in the first user turn, after the shared head; session ids travel only in
   `metadata.user_id`, `prompt_cache_key` and headers, which never reach a model's prompt.

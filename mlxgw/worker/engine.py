@@ -36,6 +36,7 @@ from mlxgw.worker.prefix_cache import view
 from mlxgw.worker.sampling import sampler_for
 from mlxgw.worker.sequence_events import SequenceOutput, initial_state
 from mlxgw.worker.sequences import Ahead, BatchStats, Sequence
+from mlxgw.worker.system_turns import fit
 from mlxgw.worker.thinking_budget import thinking_budget
 from mlxgw.worker.turns import AnswerRecord, head_length, next_turn_tokens
 
@@ -140,7 +141,7 @@ class Engine:
         tokenizer = self.pool.tokenizer(frame["path"])
         try:
             prompt = tokenizer.apply_chat_template(
-                frame["messages"], tools=frame.get("tools") or None, add_generation_prompt=True
+                fit(tokenizer, frame["messages"]), tools=frame.get("tools") or None, add_generation_prompt=True
             )
         except Exception as e:  # the template's own error, e.g. a role it does not know
             self.out.error(frame["id"], "invalid_request", f"the chat template failed: {e}")
@@ -183,7 +184,7 @@ class Engine:
         tokenizer = slot.tokenizer
         try:
             prompt = tokenizer.apply_chat_template(
-                job.messages, tools=job.tools or None, add_generation_prompt=True
+                fit(tokenizer, job.messages), tools=job.tools or None, add_generation_prompt=True
             )
         except Exception as e:  # the template's own error, e.g. roles out of order
             self.out.error(job.id, "invalid_request", f"the chat template failed: {e}")

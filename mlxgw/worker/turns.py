@@ -15,6 +15,7 @@ from typing import Any
 from mlxgw.canonical import Event, TextDelta, ThinkingDelta, ToolCallDelta, ToolCallStart
 from mlxgw.worker import tokens as tk
 from mlxgw.worker.frames import Job
+from mlxgw.worker.system_turns import fit
 
 
 class AnswerRecord:
@@ -63,7 +64,7 @@ def next_turn_tokens(tokenizer: Any, job: Job, answer: AnswerRecord) -> list[int
     and this answer, as the chat template renders them."""
     try:
         return tokenizer.apply_chat_template(
-            [*job.messages, answer.message()], tools=job.tools or None, add_generation_prompt=False
+            fit(tokenizer, [*job.messages, answer.message()]), tools=job.tools or None, add_generation_prompt=False
         )
     except Exception:  # a template that takes no history ending in an answer: nothing to compute ahead
         return None

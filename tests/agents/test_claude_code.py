@@ -118,12 +118,14 @@ async def test_the_billing_block_is_dropped_for_translated_upstreams(kind):
             await replay(url, body)
     (received,) = up.requests
     if kind == "openai":
-        (system,) = [m["content"] for m in received.json["messages"] if m["role"] == "system"]
+        system, *late = [m["content"] for m in received.json["messages"] if m["role"] == "system"]
     else:
         system = received.json["instructions"]
+        late = [m["content"][0]["text"] for m in received.json["input"] if m.get("role") == "system"]
     assert system.startswith("You are a Claude agent, built on Anthropic's Claude Agent SDK."), system[:200]
     assert "x-anthropic-billing-header" not in received.body.decode()
-    assert "Primary working directory" in system  # the rest of what Claude Code said is all there
+    # The rest of what Claude Code said is all there, its "# Environment" system turn where it was.
+    assert [text.startswith("# Environment") for text in late] == [True]
 
 
 async def test_only_a_block_that_is_the_billing_header_line_is_dropped():

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from mlxgw.canonical import ChatRequest, ImagePart, TextPart, ThinkingPart, ToolCallPart, ToolResultPart
+from mlxgw.canonical import (
+    ChatRequest,
+    ImagePart,
+    Message,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+    ToolResultPart,
+)
 from mlxgw.errors import GatewayError
 from mlxgw.wires import anthropic as anth
 from mlxgw.wires import openai as oai
@@ -114,7 +122,7 @@ def test_images_base64_and_url_both_ways():
     ]
 
 
-def test_anthropic_system_blocks_keep_cache_control_and_system_messages_merge():
+def test_anthropic_system_blocks_keep_cache_control_and_a_late_system_message_stays_in_place():
     body = {
         "model": "claude",
         "max_tokens": 100,
@@ -129,18 +137,23 @@ def test_anthropic_system_blocks_keep_cache_control_and_system_messages_merge():
         ],
     }
     req = anth.parse_request(body, {})
-    assert [p.text for p in req.system] == ["You are Claude Code.", "Project rules.", "Late reminder."]
-    assert [m.role for m in req.messages] == ["user", "assistant"]
+    assert [p.text for p in req.system] == ["You are Claude Code.", "Project rules."]
+    assert [m.role for m in req.messages] == ["user", "system", "assistant"]
     built = anth.build_request(req, "claude-up")
     assert built["system"][0] == {
         "type": "text",
         "text": "You are Claude Code.",
         "cache_control": {"type": "ephemeral"},
     }
-    assert to_openai(body)["messages"][0] == {
-        "role": "system",
-        "content": "You are Claude Code.\n\nProject rules.\n\nLate reminder.",
-    }
+    # Anthropic takes no system turns in `messages`: there it joins `system`.
+    assert [b["text"] for b in built["system"]] == ["You are Claude Code.", "Project rules.", "Late reminder."]
+    assert [m["role"] for m in built["messages"]] == ["user", "assistant"]
+    assert to_openai(body)["messages"] == [
+        {"role": "system", "content": "You are Claude Code.\n\nProject rules."},
+        {"role": "user", "content": "hi"},
+        {"role": "system", "content": "Late reminder."},
+        {"role": "assistant", "content": "hello"},
+    ]
     assert anth.parse_request({**body, "system": "plain"}, {}).system[0] == TextPart("plain")
 
 
@@ -572,16 +585,16 @@ def test_claude_code_shaped_request_parses():
     assert len(req.tools) == 12 and req.tools[-1].description is None
     assert req.thinking_budget == 4096
     assert req.user == "user_abc_account_x_session_y"
-    assert [p.text for p in req.system][-1] == "mid-conversation note"
+    assert req.messages[1] == Message("system", [TextPart("mid-conversation note")])
     assert req.client_headers == {
         "anthropic-version": "2023-06-01",
         "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
     }
     assert req.raw is body and req.protocol == "anthropic"
     assert [type(p).__name__ for p in req.messages[0].content] == ["TextPart", "TextPart", "ImagePart"]
-    assert [type(p).__name__ for p in req.messages[1].content] == ["ThinkingPart", "ToolCallPart"]
-    assert req.messages[1].content[1] == ToolCallPart("toolu_1", "Read", '{"arg":"a.py"}')
-    assert req.messages[2].content[0].content == [
+    assert [type(p).__name__ for p in req.messages[2].content] == ["ThinkingPart", "ToolCallPart"]
+    assert req.messages[2].content[1] == ToolCallPart("toolu_1", "Read", '{"arg":"a.py"}')
+    assert req.messages[3].content[0].content == [
         TextPart("print(1)"),
         ImagePart("image/png", PNG),
         TextPart("doc"),
@@ -590,7 +603,7 @@ def test_claude_code_shaped_request_parses():
     assert built["thinking"] == {"type": "enabled", "budget_tokens": 4096}
     assert built["max_tokens"] == 128000 and "context_management" not in built
     count = anth.parse_count_tokens_request({k: v for k, v in body.items() if k != "max_tokens"}, headers)
-    assert count.max_tokens is None and len(count.messages) == 3
+    assert count.max_tokens is None and len(count.messages) == 4
 
 
 def test_adaptive_thinking_defaults_to_high_effort():

@@ -33,7 +33,10 @@ def to_hf_messages(request: ChatRequest) -> list[dict[str, Any]]:
     if system:
         messages.append({"role": "system", "content": system})
     for message in request.messages:
-        if message.role == "assistant":
+        if message.role == "system":
+            # In place: the worker renders it as the template can (mlxgw.worker.system_turns).
+            messages.append({"role": "system", "content": _text_of(message.content)})
+        elif message.role == "assistant":
             messages.append(_assistant(message))
         else:
             messages.extend(_user(message))

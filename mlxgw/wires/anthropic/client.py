@@ -91,8 +91,11 @@ def _parse(body: Any, headers: Mapping[str, str], *, needs_max_tokens: bool) -> 
         if msg.get("content") is None:
             raise invalid(f"`{param}.content` is required", f"{param}.content")
         parts = _blocks(msg["content"], f"{param}.content")
-        if role == "system":
+        if role == "system" and not messages:
             system.extend(p for p in parts if isinstance(p, TextPart))
+        elif role == "system":
+            # Kept in place, so that a note Claude Code adds later does not rewrite the prompt's head.
+            messages.append(Message("system", [p for p in parts if isinstance(p, TextPart) and p.text]))
         else:
             messages.append(Message(role, parts))
     metadata = opt_object(body, "metadata") or {}

@@ -122,12 +122,16 @@ def build_request(req: ChatRequest, model: str, *, ceiling: int | None = None) -
         param = "logprobs" if req.logprobs else "top_logprobs"
         raise cannot(param, "Anthropic models do not return log probabilities; leave it out, or map this model to an OpenAI backend")
     max_tokens = capped(req.max_tokens or DEFAULT_MAX_TOKENS, ceiling)
-    sendable = [Message(m.role, [p for p in m.content if _sendable(p)]) for m in req.messages]
+    sendable = [
+        Message(m.role, [p for p in m.content if _sendable(p)]) for m in req.messages if m.role != "system"
+    ]
     messages = [
         {"role": m.role, "content": [_block_json(p) for p in m.content]} for m in merge_turns(sendable)
     ]
     body: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": messages}
-    system = [_text_json(p) for p in req.system if p.text]
+    # The Messages API takes no system turns in `messages`: those kept in place join `system`, in order.
+    late = [p for m in req.messages if m.role == "system" for p in m.content if isinstance(p, TextPart)]
+    system = [_text_json(p) for p in [*req.system, *late] if p.text]
     fmt = req.response_format
     if fmt and fmt.type == "json_schema" and fmt.schema is not None:
         body["output_config"] = {"format": {"type": "json_schema", "schema": for_anthropic(fmt.schema)}}

@@ -74,8 +74,12 @@ def parse_request(body: Any, headers: Mapping[str, str]) -> ChatRequest:
         if not isinstance(msg, dict):
             raise invalid(f"`{param}` must be an object", param)
         role = msg.get("role")
-        if role in ("system", "developer"):
+        if role in ("system", "developer") and not messages:
             system.extend(_parts(msg.get("content"), f"{param}.content", images=False))
+        elif role in ("system", "developer"):
+            # Kept in place: moved to the head, a late instruction would rewrite the prompt's start.
+            parts = _parts(msg.get("content"), f"{param}.content", images=False)
+            messages.append(Message("system", [p for p in parts if isinstance(p, TextPart) and p.text]))
         elif role == "user":
             if msg.get("content") is None:
                 raise invalid(f"`{param}.content` is required", f"{param}.content")

@@ -87,7 +87,11 @@ def build_request(
     if req.system:
         messages.append({"role": "system", "content": "\n\n".join(p.text for p in req.system)})
     for msg in req.messages:
-        messages.extend(_user_messages(msg) if msg.role == "user" else [_assistant_message(msg)])
+        if msg.role == "system":
+            text = "\n\n".join(p.text for p in msg.content if isinstance(p, TextPart))
+            messages.append({"role": "system", "content": text})  # in place, as the client sent it
+        else:
+            messages.extend(_user_messages(msg) if msg.role == "user" else [_assistant_message(msg)])
     body: dict[str, Any] = {"model": model, "messages": messages}
     if req.tools:
         body["tools"] = [_tool_json(tool) for tool in req.tools]
