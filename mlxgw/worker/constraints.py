@@ -8,8 +8,9 @@ end-of-turn tokens: a schema-complete answer ends there.
 llguidance was picked over xgrammar and outlines-core: on the demo's 8192-token vocabulary it took
 ~30-50 µs a token and ~1 ms to compile a small schema, where outlines-core took ~100 µs a token and
 ~185 ms to compile the same schema (it builds an index over the whole vocabulary per schema), and
-xgrammar requires torch (and triton) to import at all. llguidance is what llama.cpp, vLLM and
-SGLang use, is actively released and compiles JSON Schema and Lark grammars with JSON inside.
+xgrammar requires torch (and triton) to import at all. llguidance has no dependencies, is
+actively released (llama.cpp, vLLM and SGLang offer it as an engine), compiles JSON Schema and
+Lark grammars with JSON inside them, and has lazy grammars for calls inside free text.
 
 Tool calls are constrained for models whose calls are JSON inside start/end markers (mlx-lm's
 `json_tools` parser: Qwen, Hermes and the demo's `<tool_call>{"name", "arguments"}</tool_call>`);
