@@ -48,7 +48,9 @@ class ThinkingBudget:
                 self._thinking, self._spent = True, 0
             return
         if self._spent >= self._budget:
-            self._forced += 1
+            # The next of the marker's tokens came, or something else won (a sequence ended there):
+            # the marker is forced again from its start.
+            self._forced = self._forced + 1 if token == self._end[self._forced] else 0
         if tuple(self._recent[-len(self._end) :]) == self._end:
             self._thinking, self._forced = False, 0
         else:
