@@ -177,8 +177,10 @@ def request_log() -> list[dict]:
 
 
 async def test_claude_code_continues_a_session_on_the_local_model_from_the_cache(agent_clis, tmp_path, demo_dir):
-    """Turn 2 of a session reads its prompt from the cache; so does a new session's first turn, whose
-    billing block differs (the head it shares is Claude Code's ~15k tokens of system prompt and tools)."""
+    """Turn 2 of a session reads its prompt from the cache; a new session's first turn, whose billing
+    block differs, reads the head every session shares (Claude Code's ~12k tokens of system prompt
+    and tools). The rest of it follows its own first message, the "# Environment" system message
+    included, which stays in place (see mlxgw.canonical.Message) and is read afresh."""
     model = turn_ending_copy(demo_dir, tmp_path / "demo")
     config = (f"[local]\nfirst_byte_timeout_s = 60\n\n[[mappings]]\npattern = \"claude-*\"\nbackend = \"local\"\n"
               f"model = \"{model}\"\nmax_output_tokens = {OUTPUT_TOKENS}\n")
@@ -194,6 +196,9 @@ async def test_claude_code_continues_a_session_on_the_local_model_from_the_cache
                 firsts[name] = len(tap.requests)
                 runs[name] = await box.run(agent_clis["claude"], prompt, "--max-turns", "1", *args)
                 assert runs[name].returncode == 0, f"{name}: {runs[name].explain()}"
+        # The shared head: the new session's system prompt and tools with a one-word conversation.
+        new = json.loads(tap.requests[firsts["new session"]].body)
+        head = await count_tokens(url, key, {**new, "messages": [{"role": "user", "content": "x"}]})
     assert runs["first"].result["session_id"] == runs["second"].result["session_id"]
     assert runs["new session"].result["session_id"] != runs["first"].result["session_id"]
     # One after the other, so the log's rows (complete once the daemon has stopped) are in their order.
@@ -201,11 +206,18 @@ async def test_claude_code_continues_a_session_on_the_local_model_from_the_cache
     rows = request_log()
     assert len(rows) == len(tap.requests), rows
     assert all((r["backend"], r["status"], r["client_key"]) == ("local", 200, "claude-code") for r in rows), rows
-    for name in ("second", "new session"):
+    for name, shared in (("second", None), ("new session", head)):
         row = rows[firsts[name]]
         prompt = row["input_tokens"] + row["cached_tokens"] + (row["cache_write_tokens"] or 0)
         assert prompt > 10_000, (name, row)  # Claude Code's whole system prompt and tools reached the model
-        assert row["cached_tokens"] >= 0.9 * prompt, (name, row)
+        assert row["cached_tokens"] >= 0.9 * (shared or prompt), (name, shared, row)
+
+
+async def count_tokens(url: str, key: str, body: dict) -> int:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url + "/v1/messages/count_tokens", json=body, headers={"x-api-key": key}) as r:
+            assert r.status == 200, await r.text()
+            return (await r.json())["input_tokens"]
 
 
 async def test_claude_code_billing_block_reaches_anthropic_unchanged(agent_clis, tmp_path):
