@@ -165,3 +165,23 @@ async def test_provider_state_goes_back_only_to_the_provider_that_minted_it():
     assert anthropic_sig.encode() in got(an) and openai_state.encode() not in got(an)
     assert openai_state.encode() in got(rs) and anthropic_sig.encode() not in got(rs)
     assert anthropic_sig.encode() not in got(oa) and openai_state.encode() not in got(oa)
+
+
+async def test_a_session_that_fails_over_from_local_to_anthropic_keeps_going(thinker, tmp_path):
+    """The local model answers the first turn; the second finds it gone (its folder holds no model)
+    and fails over to Anthropic, which gets the conversation without mlxgw's thinking."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    async with FakeAnthropic(verify_thinking=True) as cloud:
+        backends = {"an": ("anthropic", cloud.url, {})}
+        mappings = [
+            {"pattern": "local-thinker", "backend": "local", "model": str(thinker)},
+            {"pattern": "claude-*", "backend": "local", "model": str(gone), "fallbacks": [f"an:{CLOUD}"]},
+        ]
+        async with gateway_for(backends, mappings) as url:
+            body = first_turn("local-thinker")
+            content = blocks(await send(url, body, stream=True))
+            moved = await send(url, continued(body, content, "Go on."), stream=True)
+
+    assert moved.content[0].text == FakeAnthropic.default_text
+    assert len(cloud.requests) == 1 and thinking_sent(cloud) == []
