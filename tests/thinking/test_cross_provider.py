@@ -13,7 +13,7 @@ import anthropic
 import pytest
 
 from fakes import FakeAnthropic, FakeOpenAI, FakeResponses, Reply
-from mlxgw.wires.anthropic.openai_state import sealed
+from mlxgw.wires.anthropic.openai_state import MARKER, sealed
 from mlxgw.wires.thinking_signature import PREFIX
 from tests.failover.rig import gateway_for
 from tests.gateway.claude_code import claude_code_request
@@ -26,11 +26,16 @@ REASONING = "The user wants files listed, so I will look."
 
 @contextlib.asynccontextmanager
 async def rig(thinker):
-    async with FakeAnthropic(verify_thinking=True) as cloud, FakeOpenAI(Reply(text="Listed.", thinking=REASONING)) as oa:
-        backends = {"an": ("anthropic", cloud.url, {}), "oa": ("openai", oa.url, {})}
+    async with (
+        FakeAnthropic(verify_thinking=True) as cloud,
+        FakeOpenAI(Reply(text="Listed.", thinking=REASONING)) as oa,
+        FakeResponses(Reply(text="Listed.", thinking=REASONING)) as rs,
+    ):
+        backends = {"an": ("anthropic", cloud.url, {}), "oa": ("openai", oa.url, {}), "rs": ("responses", rs.url, {})}
         mappings = [
             {"pattern": "local-thinker", "backend": "local", "model": str(thinker)},
             {"pattern": "gpt-reasoner", "backend": "oa", "model": "o4-mini"},
+            {"pattern": "gpt-responses", "backend": "rs", "model": "gpt-5"},
             {"pattern": "claude-*", "backend": "an"},
         ]
         async with gateway_for(backends, mappings) as url:
@@ -97,12 +102,17 @@ async def test_inside_a_tool_loop_the_turn_goes_on_without_thinking(thinker, str
         assert sent["messages"][-2]["content"] == [call]
 
 
-async def test_an_openai_servers_reasoning_is_signed_and_left_out_too(thinker):
+@pytest.mark.parametrize(
+    ("model", "marker"),
+    [("gpt-reasoner", PREFIX), ("gpt-responses", MARKER)],
+    ids=["openai-compatible, mlxgw-signed", "responses, openai-state-sealed"],
+)
+async def test_another_providers_reasoning_is_left_out_too(thinker, model, marker):
     async with rig(thinker) as (url, cloud):
-        body = first_turn("gpt-reasoner")
+        body = first_turn(model)
         content = blocks(await send(url, body, stream=True))
         assert content[0]["type"] == "thinking" and content[0]["thinking"] == REASONING
-        assert content[0]["signature"].startswith(PREFIX)
+        assert content[0]["signature"].startswith(marker)
 
         moved = await send(url, continued(body, content, "Thanks."), stream=False)
 
