@@ -24,9 +24,12 @@ every answer costs each of its tokens a round trip to the CPU, and unconstrained
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from collections import OrderedDict
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import llguidance as llg
@@ -50,50 +53,103 @@ class ConstraintError(Exception):
 
 
 class Grammars:
-    """The engine's compiled grammars and the llguidance tokenizer of each model."""
+    """The engine's compiled grammars and the llguidance tokenizer of each model.
+
+    Both are built on a thread of their own while the request waits and the batch decodes on
+    (llguidance lets go of the GIL to compile, and for much of reading a vocabulary): the demo's
+    8192 tokens take ~40 ms to read (a real model's ~150k, about a second), Claude Code's twelve
+    tool schemas ~10 ms to compile. Everything else runs on the engine thread.
+    """
 
     def __init__(self) -> None:
         self._tokenizers: OrderedDict[str, llg.LLTokenizer] = OrderedDict()
         self._compiled: OrderedDict[tuple[str, str], llg.LLMatcher] = OrderedDict()
         self._markers: dict[tuple[str, bool], Markers] = {}  # a large vocabulary is slow to read
+        self._building: dict[Any, Future] = {}  # a model path or a (path, grammar) -> its build
+        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="grammar")
+
+    def ready(self, job, slot, *, wait: bool) -> bool:
+        """Whether what `job`'s constraint needs is built, starting the builds that are not; with
+        `wait` (nothing else to do meanwhile), once they are. Its prompt is not rendered yet, so
+        the grammar for either state of a thought (open or not) is built."""
+        if not job.constraint:
+            return True
+        try:
+            return self._build(job, slot, wait=wait)
+        except Exception:  # a build that failed is done again when the request starts, and fails it
+            return True
+
+    def _build(self, job, slot, *, wait: bool) -> bool:
+        while True:
+            tokenizer = self._tokenizers.get(slot.path)
+            if tokenizer is None:
+                needed = {slot.path: functools.partial(_llg_tokenizer, slot)}
+            else:
+                grammars = {self._grammar(job, slot, tokenizer, thought_open=o) for o in (False, True)}
+                needed = {
+                    (slot.path, g): functools.partial(llg.LLMatcher, tokenizer, g, log_level=0)
+                    for g in grammars
+                    if g is not None and (slot.path, g) not in self._compiled
+                }
+            if not needed:
+                return True
+            builds = {key: self._building.get(key) or self._builder.submit(build) for key, build in needed.items()}
+            self._building.update(builds)
+            if wait:
+                futures.wait(builds.values())
+            if not all(f.done() for f in builds.values()):
+                return False
+            for key, build in builds.items():
+                del self._building[key]
+                if isinstance(key, str):
+                    self._keep_tokenizer(key, build.result())
+                else:
+                    self._keep(key, build.result())
 
     def processor(self, job, slot, prompt: list[int]) -> GrammarProcessor | None:
         """The logits processor holding one sequence to its job's constraint, or None without one
         (or for tool calls in a format the grammar cannot express)."""
         if not job.constraint:
             return None
-        tokenizer = self._tokenizer(slot)
-        key = (slot.path, initial_state(slot.tokenizer, prompt) == "reasoning")
-        marks = self._markers.get(key)
-        if marks is None or marks.tokenizer is not tokenizer:
-            marks = self._markers[key] = Markers(slot, tokenizer, thought_open=key[1])
-        grammar = grammar_for(job.constraint, job.tools, marks)
+        tokenizer = self._tokenizers.get(slot.path) or self._keep_tokenizer(slot.path, _llg_tokenizer(slot))
+        thought_open = initial_state(slot.tokenizer, prompt) == "reasoning"
+        grammar = self._grammar(job, slot, tokenizer, thought_open=thought_open)
         if grammar is None:
             return None
         key = (slot.path, grammar)
-        matcher = self._compiled.get(key)
-        if matcher is None:
-            matcher = llg.LLMatcher(tokenizer, grammar, log_level=0)
-            if matcher.is_error():
-                raise ConstraintError(f"the {_what(job.constraint)} cannot be used: {matcher.get_error()}")
-            self._compiled[key] = matcher
-            if len(self._compiled) > MAX_COMPILED:
-                self._compiled.popitem(last=False)
+        matcher = self._compiled.get(key) or self._keep(key, llg.LLMatcher(tokenizer, grammar, log_level=0))
         self._compiled.move_to_end(key)
+        if matcher.is_error():
+            # Its first line; the rest, and the position, are about the grammar built from it.
+            reason = re.sub(r"^at \d+\(\d+\): ", "", matcher.get_error().splitlines()[0])
+            raise ConstraintError(f"the {_what(job.constraint)} cannot be used: {reason}")
         return GrammarProcessor(matcher.deep_copy(), tokenizer.vocab_size)
 
-    def _tokenizer(self, slot) -> llg.LLTokenizer:
-        tokenizer = self._tokenizers.get(slot.path)
-        if tokenizer is None:
-            backend = copy.copy(slot.tokenizer._tokenizer.backend_tokenizer)
-            backend.no_padding()
-            backend.no_truncation()
-            tokenizer = llg.LLTokenizer(backend.to_str(), eos_token=sorted(slot.rules.end_ids))
-            self._tokenizers[slot.path] = tokenizer
-            if len(self._tokenizers) > MAX_TOKENIZERS:
-                self._tokenizers.popitem(last=False)
-        self._tokenizers.move_to_end(slot.path)
+    def _grammar(self, job, slot, tokenizer: llg.LLTokenizer, *, thought_open: bool) -> str | None:
+        key = (slot.path, thought_open)
+        marks = self._markers.get(key)
+        if marks is None or marks.tokenizer is not tokenizer:
+            marks = self._markers[key] = Markers(slot, tokenizer, thought_open=thought_open)
+        return grammar_for(job.constraint, job.tools, marks)
+
+    def _keep(self, key: tuple[str, str], matcher: llg.LLMatcher) -> llg.LLMatcher:
+        self._compiled[key] = matcher  # one in error too: the next request with it fails alike
+        if len(self._compiled) > MAX_COMPILED:
+            self._compiled.popitem(last=False)
+        return matcher
+
+    def _keep_tokenizer(self, path: str, tokenizer: llg.LLTokenizer) -> llg.LLTokenizer:
+        self._tokenizers[path] = tokenizer
+        if len(self._tokenizers) > MAX_TOKENIZERS:
+            self._tokenizers.popitem(last=False)
         return tokenizer
+
+
+def _llg_tokenizer(slot) -> llg.LLTokenizer:
+    backend = copy.copy(slot.tokenizer._tokenizer.backend_tokenizer)
+    backend.no_padding()
+    backend.no_truncation()
+    return llg.LLTokenizer(backend.to_str(), eos_token=sorted(slot.rules.end_ids))
 
 
 def grammar_for(constraint: dict[str, Any], tools: list[dict], marks: Markers) -> str | None:

@@ -172,6 +172,8 @@ class Engine:
                         self._pending.remove(waiting)
                         self.out.unavailable(waiting.id, e)
                     continue
+            if not self.grammars.ready(job, slot, wait=not self._running):
+                continue  # its grammar is being built on another thread; the batch decodes meanwhile
             self._pending.remove(job)
             try:
                 self._start(job, slot)
