@@ -32,9 +32,13 @@ async def test_local_rows_keep_what_the_worker_reused_and_its_prefill_time(demo_
             for question in ("Which files does the project have?", "Why does the build fail?"):
                 messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
                 reply = await client.chat.completions.create(model="demo", messages=messages, max_tokens=4, temperature=0)
-                usages.append(reply.usage)
+                usages.append((reply._request_id, reply.usage))
 
-    rows = logged(2)
+    # Matched by request id: a row is written when its handler ends, which on a busy machine can be
+    # after the next (cached, so quick) request's row.
+    by_id = {row["request_id"]: row for row in logged(2)}
+    rows = [by_id[request_id] for request_id, _ in usages]
+    usages = [usage for _, usage in usages]
     for row, usage in zip(rows, usages, strict=True):
         assert row["backend"] == "local"
         assert row["cached_tokens"] == usage.prompt_tokens_details.cached_tokens

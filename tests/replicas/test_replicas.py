@@ -112,7 +112,8 @@ async def test_a_rate_limit_is_not_overspent_when_both_replicas_race_for_its_las
     async with FakeOpenAI(require_key=UPSTREAM_KEY) as up, serving(a, b):
         await _backend_through(a, up)
         key = keys_of(await a.cli("keys", "create", "team", "--rpm", "5", "--json"))
-        other = keys_of(await a.cli("keys", "create", "probe", "--json"))
-        await until(lambda: _both(lambda rep: status_of(rep, "gpt-4o", other), a, b, 200), PROPAGATE_S, "both to know the keys")
+        # A gateway that has not yet loaded any key lets every loopback caller in, limits unknown: wait
+        # until both refuse a wrong key, so both have loaded "team" (the only key) with its limit.
+        await until(lambda: _both(lambda rep: status_of(rep, "gpt-4o", "wrong"), a, b, 401), PROPAGATE_S, "both to know the key")
         statuses = await asyncio.gather(*(status_of((a, b)[i % 2], "gpt-4o", key) for i in range(20)))
         assert sorted(statuses) == [200] * 5 + [429] * 15
