@@ -29,6 +29,15 @@ def _v3(database: SqliteDatabase) -> None:
     database.create_tables([StoredResponse], safe=True)
 
 
+def _add_columns(database: Database, table: str, columns: dict[str, str]) -> None:
+    """Add each of `columns` (name: SQL type) that `table` lacks: a store _v1 made from today's tables
+    has them all already, one made before them none."""
+    present = {column.name for column in database.get_columns(table)}
+    for name, sql_type in columns.items():
+        if name not in present:
+            database.execute_sql(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
+
+
 SPEND_COLUMNS = {
     "requestlog": {"client_key": "TEXT", "cost_usd": "REAL"},
     "clientkey": {
@@ -39,53 +48,35 @@ SPEND_COLUMNS = {
 }
 
 
-def _v4(database: SqliteDatabase) -> None:
+def _v4(database: Database) -> None:
     """Spend and limits: each request's cost and client key, keys' limits and counters, the
-    mappings' over_budget target. Only what a store _v1 made before them lacks is added."""
+    mappings' over_budget target."""
     for table, columns in SPEND_COLUMNS.items():
-        present = {column.name for column in database.get_columns(table)}
-        for name, sql_type in columns.items():
-            if name not in present:
-                database.execute_sql(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
+        _add_columns(database, table, columns)
     database.execute_sql("CREATE INDEX IF NOT EXISTS requestlog_client_key ON requestlog (client_key)")
     database.create_tables([KeyUsage], safe=True)
 
 
-CACHE_COLUMNS = {"cached_tokens": "INTEGER", "cache_write_tokens": "INTEGER", "prefill_ms": "REAL"}
-
-
-def _v5(database: SqliteDatabase) -> None:
+def _v5(database: Database) -> None:
     """The request log gains each request's cache reads and writes and its prefill time."""
-    present = {column.name for column in database.get_columns("requestlog")}
-    for name, sql_type in CACHE_COLUMNS.items():
-        if name not in present:
-            database.execute_sql(f"ALTER TABLE requestlog ADD COLUMN {name} {sql_type}")
+    _add_columns(database, "requestlog", {"cached_tokens": "INTEGER", "cache_write_tokens": "INTEGER", "prefill_ms": "REAL"})
 
 
 def _v6(database: Database) -> None:
     """Each request log row names the gateway replica that served it (replicas share one store)."""
-    if "replica" not in {column.name for column in database.get_columns("requestlog")}:
-        database.execute_sql("ALTER TABLE requestlog ADD COLUMN replica TEXT")
-
-
-SPREAD_COLUMNS = {"backends": "TEXT NOT NULL DEFAULT '[]'", "balance": "TEXT"}
+    _add_columns(database, "requestlog", {"replica": "TEXT"})
 
 
 def _v7(database: Database) -> None:
     """Mappings spread over equivalent backends: their `backends` and `balance`."""
-    present = {column.name for column in database.get_columns("mapping")}
-    for name, sql_type in SPREAD_COLUMNS.items():
-        if name not in present:
-            database.execute_sql(f"ALTER TABLE mapping ADD COLUMN {name} {sql_type}")
+    _add_columns(database, "mapping", {"backends": "TEXT NOT NULL DEFAULT '[]'", "balance": "TEXT"})
 
 
 def _v8(database: Database) -> None:
     """Sticky failover: mappings gain `sticky_s`, and each request log row says whether its session's
     stickiness routed it."""
-    if "sticky_s" not in {column.name for column in database.get_columns("mapping")}:
-        database.execute_sql("ALTER TABLE mapping ADD COLUMN sticky_s REAL")
-    if "sticky" not in {column.name for column in database.get_columns("requestlog")}:
-        database.execute_sql("ALTER TABLE requestlog ADD COLUMN sticky BOOLEAN NOT NULL DEFAULT FALSE")
+    _add_columns(database, "mapping", {"sticky_s": "REAL"})
+    _add_columns(database, "requestlog", {"sticky": "BOOLEAN NOT NULL DEFAULT FALSE"})
 
 
 # How long SQLite itself retries a store another connection is writing, before "database is locked".
