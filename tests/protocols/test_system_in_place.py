@@ -110,6 +110,27 @@ async def test_an_openai_client_system_message_between_tool_results_comes_after_
     assert sent["input"][-1]["content"] == [{"type": "input_text", "text": "Plan mode is on."}]
 
 
+async def test_a_responses_clients_late_developer_message_stays_in_place_for_chat_completions():
+    """Codex's leading developer messages are the system prompt; one sent after the first turn is not."""
+    items = [
+        {"role": "developer", "content": "You are a coding agent."},
+        {"role": "user", "content": "run the tests"},
+        {"type": "function_call", "call_id": "call_1", "name": "bash", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "1 failed"},
+        {"role": "developer", "content": "Approvals are now on request."},
+        {"role": "user", "content": "fix it"},
+    ]
+    tools = [{"type": "function", "name": "bash", "parameters": {"type": "object", "properties": {}}}]
+    async with FakeOpenAI(Reply(text="ok"), require_key=UPSTREAM_KEY) as up:
+        async with gateway(up, "openai", "gpt-*", "gpt-5") as url:
+            async with openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0) as client:
+                await client.responses.create(model="gpt-x", input=items, tools=tools, store=False, timeout=30)
+    sent = up.requests[0].json["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool", "system", "user"]
+    assert sent[0]["content"] == "You are a coding agent."
+    assert sent[4]["content"] == "Approvals are now on request."
+
+
 @pytest.mark.parametrize("stream", [False, True])
 async def test_anthropic_upstream_gets_late_system_messages_in_system(stream):
     """The Messages API refuses system turns in `messages`: translated, they join `system`, in order."""

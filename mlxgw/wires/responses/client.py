@@ -1,12 +1,12 @@
 """OpenAI Responses, the client's face: a request to `POST /v1/responses` into the canonical model,
 and canonical answers and errors back into Responses JSON.
 
-`instructions` and `system`/`developer` messages become the system prompt; `message`,
-`function_call(_output)`, `custom_tool_call(_output)` and `reasoning` items become turns; `function`,
-`custom` and `namespace` tools become canonical tools, and hosted tools (`web_search`…) are named in
-`hosted_tools`, left for a Responses backend to run. `reasoning.effort` gives the thinking budget of
-the table in `wires.effort`. A field the gateway reads must have the right type, or the request
-is a 400 naming it; fields it does not read stay in `raw` for passthrough (debug log).
+`instructions` and the `system`/`developer` messages before the first turn become the system prompt
+(later ones stay in place); `message`, `function_call(_output)`, `custom_tool_call(_output)` and
+`reasoning` items become turns; `function`, `custom` and `namespace` tools become canonical tools,
+and hosted tools (`web_search`…) are named in `hosted_tools`, left for a Responses backend to run.
+`reasoning.effort` gives the thinking budget of the table in `wires.effort`. A field the gateway
+reads must have the right type, or the request is a 400 naming it; fields it does not read stay in `raw` for passthrough (debug log).
 
 Opaque reasoning state goes out in a reasoning item's `encrypted_content`: OpenAI's as it came, and
 Anthropic's thinking signature (or redacted thinking) behind a marker, so that the client's next turn
@@ -124,8 +124,9 @@ def parse_request(body: Any, headers: Mapping[str, str]) -> ChatRequest:
 
 
 def _input(body: dict, system: list[TextPart], loaded: list[Tool]) -> list[Message]:
-    """The turns of `input`; system and developer messages go to `system`, and the tools a client
-    tool search loaded (its `tool_search_output` items) to `loaded`."""
+    """The turns of `input`; system and developer messages before the first turn go to `system`
+    (later ones stay in place as system turns), and the tools a client tool search loaded (its
+    `tool_search_output` items) to `loaded`."""
     value = body.get("input")
     if value is None:
         if body.get("previous_response_id") is None:
@@ -145,8 +146,13 @@ def _input(body: dict, system: list[TextPart], loaded: list[Tool]) -> list[Messa
             role = item.get("role")
             if role not in _ROLES:
                 raise invalid(f"`{where}.role` must be one of {', '.join(_ROLES)}", f"{where}.role")
-            if role in ("system", "developer"):
+            if role in ("system", "developer") and not messages:
                 system.extend(_content(item.get("content"), f"{where}.content", images=False))
+            elif role in ("system", "developer"):
+                # Kept in place, as in Chat Completions: moved to the head, a late instruction would
+                # rewrite the prompt's start and so every cached prefix of this conversation.
+                parts = _content(item.get("content"), f"{where}.content", images=False)
+                messages.append(Message("system", [p for p in parts if isinstance(p, TextPart) and p.text]))
             else:
                 messages.append(Message(role, list(_content(item.get("content"), f"{where}.content"))))
         elif kind in ("function_call", "custom_tool_call"):
