@@ -6,17 +6,20 @@ mlxgw keeps the answers it produced by translation (unless the request said `sto
 Codex does). An answer relayed from a backend that speaks Responses itself is the upstream's: its
 ids are the upstream's, nothing is kept, and a `previous_response_id` mlxgw does not know goes to
 that backend untouched. Only a translated answer to such an id is refused, as OpenAI refuses it.
+With client keys, a kept answer is the key's that made it: to any other it is an unknown id.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from aiohttp import web
 
 from mlxgw.errors import GatewayError
 from mlxgw.server.appkeys import DISPATCHER, RESPONSES
-from mlxgw.server.middleware import TRIED
+from mlxgw.server.auth import presented_key
+from mlxgw.server.middleware import CLIENT_KEY, TRIED
 from mlxgw.server.request_body import read_json
 from mlxgw.store.responses import ResponseStore, Stored
 from mlxgw.wires import responses
@@ -24,6 +27,7 @@ from mlxgw.wires.fields import invalid
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
+OWNER_CHARS = 32  # of the key's sha256 hex: no two keys share them, and the row holds less than the whole hash
 
 
 class Turn:
@@ -31,8 +35,9 @@ class Turn:
     what is kept of its answer. `body` is what the wire parses: the client's `input` after the
     stored input and output items of `previous_response_id`, when mlxgw stored that response."""
 
-    def __init__(self, store: ResponseStore, body: Any, previous: Stored | None) -> None:
+    def __init__(self, store: ResponseStore, owner: str, body: Any, previous: Stored | None) -> None:
         self.store = store
+        self.owner = owner
         self.echo = body if isinstance(body, dict) else None  # the settings its Response repeats
         self.previous_id = self.echo.get("previous_response_id") if self.echo else None
         self.body = _continued(body, previous) if previous is not None else body
@@ -43,8 +48,9 @@ class Turn:
     async def begin(cls, request: web.Request, body: Any) -> Turn:
         store = request.app[RESPONSES]
         previous_id = body.get("previous_response_id") if isinstance(body, dict) else None
-        previous = await store.get(previous_id) if isinstance(previous_id, str) and previous_id else None
-        return cls(store, body, previous)
+        who = owner(request)
+        previous = await store.get(previous_id, who) if isinstance(previous_id, str) and previous_id else None
+        return cls(store, who, body, previous)
 
     def check(self, passthrough: bool) -> None:
         """Refuse to answer by translation a turn whose earlier ones mlxgw does not have."""
@@ -61,7 +67,7 @@ class Turn:
         if self._kept or self.echo is None or self.echo.get("store") is False:
             return
         self._kept = True
-        self.store.keep(response, input_items(self.body.get("input")))
+        self.store.keep(response, input_items(self.body.get("input")), self.owner)
 
 
 def _continued(body: dict, previous: Stored) -> dict:
@@ -72,6 +78,16 @@ def _continued(body: dict, previous: Stored) -> dict:
     earlier = [{k: v for k, v in item.items() if k != "id"} for item in previous.response.get("output", [])]
     rest = {k: v for k, v in body.items() if k != "previous_response_id"}
     return rest | {"input": previous.input_items + earlier + new}
+
+
+def owner(request: web.Request) -> str:
+    """Whose stored responses a request keeps and sees: "" (nobody's) while the gateway has no client
+    keys, else a prefix of the presented key's hash. Not the key's name: a key revoked and re-created
+    under its name is another key, and sees none of the old one's answers. A key's answers stay its
+    own after the last key is revoked."""
+    if request.get(CLIENT_KEY) is None:
+        return ""
+    return hashlib.sha256(presented_key(request).encode()).hexdigest()[:OWNER_CHARS]
 
 
 def input_items(value: Any) -> list:
@@ -92,7 +108,7 @@ async def retrieve(request: web.Request) -> web.Response:
 
 async def delete(request: web.Request) -> web.Response:
     response_id = request.match_info["response_id"]
-    if not await request.app[RESPONSES].delete(response_id):
+    if not await request.app[RESPONSES].delete(response_id, owner(request)):
         raise _not_found(response_id)
     return web.json_response({"id": response_id, "object": "response", "deleted": True})
 
@@ -135,7 +151,7 @@ async def input_tokens(request: web.Request) -> web.Response:
 
 async def _stored(request: web.Request) -> Stored:
     response_id = request.match_info["response_id"]
-    stored = await request.app[RESPONSES].get(response_id)
+    stored = await request.app[RESPONSES].get(response_id, owner(request))
     if stored is None:
         raise _not_found(response_id)
     return stored

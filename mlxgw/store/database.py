@@ -79,11 +79,17 @@ def _v8(database: Database) -> None:
     _add_columns(database, "requestlog", {"sticky": "BOOLEAN NOT NULL DEFAULT FALSE"})
 
 
+def _v9(database: Database) -> None:
+    """Stored responses gain their `owner`; the rows kept before it stay NULL: nobody's, reachable
+    only while the gateway has no client keys."""
+    _add_columns(database, "storedresponse", {"owner": "TEXT"})
+
+
 # How long SQLite itself retries a store another connection is writing, before "database is locked".
 BUSY_TIMEOUT_MS = 5000
 
 # Append-only: each entry moves the schema one version up. Never edit a released step.
-MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
+MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
 
 
 def store_target(url: str | None, sqlite_path: Path) -> Path | str:

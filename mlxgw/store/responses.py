@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
+from peewee import Expression
+
 from mlxgw.store.tables import StoredResponse, db, utcnow
 
 log = logging.getLogger("mlxgw.responses")
@@ -50,15 +52,16 @@ class ResponseStore:
             await asyncio.gather(self._task, return_exceptions=True)
         self._executor.shutdown(wait=True)
 
-    def keep(self, response: dict, input_items: list) -> None:
-        """Queue a response to be stored; a failure is logged, never the request's."""
-        self._executor.submit(_logged, _save, response, input_items)
+    def keep(self, response: dict, input_items: list, owner: str) -> None:
+        """Queue a response to be stored as `owner`'s; a failure is logged, never the request's."""
+        self._executor.submit(_logged, _save, response, input_items, owner)
 
-    async def get(self, response_id: str) -> Stored | None:
-        return await self._call(_get, response_id)
+    async def get(self, response_id: str, owner: str) -> Stored | None:
+        """The response, if `owner` kept it: another owner's is as missing as an unknown id."""
+        return await self._call(_get, response_id, owner)
 
-    async def delete(self, response_id: str) -> bool:
-        return await self._call(_delete, response_id)
+    async def delete(self, response_id: str, owner: str) -> bool:
+        return await self._call(_delete, response_id, owner)
 
     async def _call(self, fn: Callable[..., T], *args) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, _closing, fn, *args)
@@ -99,27 +102,35 @@ def _logged(fn: Callable[..., None], *args) -> None:
         log.exception("could not store a response")
 
 
-def _save(response: dict, input_items: list) -> None:
+def _save(response: dict, input_items: list, owner: str) -> None:
     StoredResponse.insert(
         response_id=response["id"],
         created_at=utcnow(),
         response=json.dumps(response, ensure_ascii=False),
         input_items=json.dumps(input_items, ensure_ascii=False),
+        owner=owner,
     ).on_conflict(
         conflict_target=[StoredResponse.response_id],
         preserve=[StoredResponse.created_at, StoredResponse.response, StoredResponse.input_items],
+        where=_owned_by(owner),  # an id kept again by another owner does not become theirs
     ).execute()
 
 
-def _get(response_id: str) -> Stored | None:
-    row = StoredResponse.get_or_none(StoredResponse.response_id == response_id)
+def _owned_by(owner: str) -> Expression:
+    if owner == "":  # no client keys: the rows kept before owners were (NULL) are unowned too
+        return StoredResponse.owner.is_null() | (StoredResponse.owner == "")
+    return StoredResponse.owner == owner
+
+
+def _get(response_id: str, owner: str) -> Stored | None:
+    row = StoredResponse.get_or_none((StoredResponse.response_id == response_id) & _owned_by(owner))
     if row is None:
         return None
     return Stored(json.loads(row.response), json.loads(row.input_items))
 
 
-def _delete(response_id: str) -> bool:
-    return StoredResponse.delete().where(StoredResponse.response_id == response_id).execute() > 0
+def _delete(response_id: str, owner: str) -> bool:
+    return StoredResponse.delete().where((StoredResponse.response_id == response_id) & _owned_by(owner)).execute() > 0
 
 
 def _prune(before: dt.datetime) -> int:

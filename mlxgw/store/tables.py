@@ -110,6 +110,9 @@ class StoredResponse(BaseModel):
     created_at = DateTimeField(default=utcnow, index=True)
     response = TextField()  # JSON: the Response object, output items included
     input_items = TextField()  # JSON: every input item the answer saw, earlier turns included
+    # Who may read, continue or delete it: a prefix of the client key's hash ("" without client
+    # keys; NULL for rows kept before owners were). A key re-created under the same name is not it.
+    owner = TextField(null=True)
 
 
 class KeyUsage(BaseModel):
