@@ -15,35 +15,24 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlxgw.fsutil import LockBusy, exclusive_lock
+from tests.installs import SetupError, apt_install, installing
 
 ROOT = Path(__file__).resolve().parents[1]
-INSTALL_TIMEOUT_S = 900
-APT_LOCK_WAIT_S = 300
 START_TIMEOUT_S = 60
 USER = "mlxgw"  # the cluster's superuser
 # A throwaway cluster: durability buys nothing here, and every fsync costs test time.
 FAST = ("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=300")
 
 
-class SetupError(Exception):
-    """PostgreSQL cannot be installed or started: the tests that need it cannot start."""
-
-
 def bin_dir() -> Path:
     """The server's programs, installing Debian's package first if they are missing."""
-    lock = ROOT / ".tools" / "postgresql.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with exclusive_lock(lock, wait_s=INSTALL_TIMEOUT_S + 60, busy=f"another run held {lock} too long"):
+    with installing(ROOT / ".tools" / "postgresql.lock"):
+        found = _found()
+        if found is None:
+            apt_install("postgresql", "PostgreSQL is missing")
             found = _found()
             if found is None:
-                _apt_install()
-                found = _found()
-                if found is None:
-                    raise SetupError("apt-get installed postgresql, but no /usr/lib/postgresql/*/bin/initdb is there")
-    except LockBusy as e:
-        raise SetupError(str(e)) from e
+                raise SetupError("apt-get installed postgresql, but no /usr/lib/postgresql/*/bin/initdb is there")
     return found
 
 
@@ -53,26 +42,6 @@ def _found() -> Path | None:
         if (Path(d) / "initdb").exists() and (Path(d) / "pg_ctl").exists():
             return Path(d)
     return None
-
-
-def _apt_install() -> None:
-    if shutil.which("apt-get") is None:
-        raise SetupError("PostgreSQL is missing and there is no apt-get: install the postgresql package by hand")
-    if os.geteuid() != 0:
-        raise SetupError("PostgreSQL is missing: install it with `sudo apt-get install postgresql` (the test set-up "
-                         "runs apt-get itself only as root)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    lock_wait = f"DPkg::Lock::Timeout={APT_LOCK_WAIT_S}"
-    for cmd in (["apt-get", "-o", lock_wait, "update"],
-                ["apt-get", "-o", lock_wait, "install", "-y", "--no-install-recommends", "postgresql"]):
-        try:
-            ran = subprocess.run(cmd, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, env=env,
-                                 stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as e:
-            raise SetupError(f"`{' '.join(cmd)}` did not finish within {INSTALL_TIMEOUT_S} s") from e
-        if ran.returncode != 0:
-            tail = "\n".join((ran.stdout + ran.stderr).strip().splitlines()[-15:])
-            raise SetupError(f"`{' '.join(cmd)}` exited {ran.returncode}:\n{tail}")
 
 
 def _free_port() -> int:

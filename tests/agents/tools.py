@@ -9,7 +9,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from mlxgw.fsutil import LockBusy, exclusive_lock, write_atomic
+from mlxgw.fsutil import write_atomic
+from tests.installs import SetupError, installing, run_install
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = ROOT / ".tools" / "npm"
@@ -19,26 +20,16 @@ PINS = {
     "@openai/codex": ("0.169.0", "codex", "codex-cli 0.169.0"),
     "@anthropic-ai/claude-code": ("2.1.332", "claude", "2.1.332 (Claude Code)"),
 }
-INSTALL_TIMEOUT_S = 900
-INSTALL_LOCK_WAIT_S = INSTALL_TIMEOUT_S + 60  # another pytest run may be installing the same folder
-
-
-class SetupError(Exception):
-    """The agent CLIs cannot be installed or run: the tests that need them cannot start."""
 
 
 def installed() -> dict[str, Path]:
     """Each pinned CLI's command path, installing first if any is missing, outdated or broken."""
-    lock = PREFIX.parent / "npm.lock"
-    try:
-        with exclusive_lock(lock, wait_s=INSTALL_LOCK_WAIT_S, busy=f"another run held {lock} too long"):
-            if _broken():
-                _npm_install()
-                problem = _broken()
-                if problem:
-                    raise SetupError(f"npm installed the agent CLIs into {PREFIX}, but {problem}")
-    except LockBusy as e:
-        raise SetupError(str(e)) from e
+    with installing(PREFIX.parent / "npm.lock"):
+        if _broken():
+            _npm_install()
+            problem = _broken()
+            if problem:
+                raise SetupError(f"npm installed the agent CLIs into {PREFIX}, but {problem}")
     return {command: PREFIX / "node_modules" / ".bin" / command for _, command, _ in PINS.values()}
 
 
@@ -78,11 +69,4 @@ def _npm_install() -> None:
     # platform binaries, which are all these packages really are.
     cmd = [npm, "install", "--no-audit", "--no-fund", "--no-update-notifier", "--include=optional",
            "--loglevel=error"]
-    try:
-        ran = subprocess.run(cmd, cwd=PREFIX, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S,
-                             stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as e:
-        raise SetupError(f"`npm install` in {PREFIX} did not finish within {INSTALL_TIMEOUT_S} s") from e
-    if ran.returncode != 0:
-        tail = "\n".join((ran.stdout + ran.stderr).strip().splitlines()[-15:])
-        raise SetupError(f"`npm install` in {PREFIX} exited {ran.returncode}:\n{tail}")
+    run_install(cmd, f"npm install` in `{PREFIX}", cwd=PREFIX)
