@@ -75,6 +75,32 @@ class Job:
         return cls(**{k: v for k, v in frame.items() if k in names and v is not None})
 
 
+def assistant_message(text: str, reasoning: str, calls: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """An assistant turn as a Job's `messages` give it to the chat template; `calls` are (id, name,
+    arguments JSON). The daemon builds prompts with it and the worker the next turn it computes
+    ahead: they must build it alike, or the next turn's prompt misses the tokens computed for it."""
+    out: dict[str, Any] = {"role": "assistant", "content": text}
+    if reasoning:
+        # The key Qwen3-style templates read; the others ignore it.
+        out["reasoning_content"] = reasoning
+    if calls:
+        out["tool_calls"] = [
+            {"id": call_id, "type": "function", "function": {"name": name, "arguments": _arguments(arguments)}}
+            for call_id, name, arguments in calls
+        ]
+    return out
+
+
+def _arguments(text: str) -> Any:
+    """Templates render arguments with `tojson`, so they need the object, not its JSON text."""
+    if not text.strip():
+        return {}
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 TAGS: dict[str, type] = {
     "start": Start,
     "text": TextDelta,

@@ -9,12 +9,11 @@ message] gives the tokens the next turn will start with, so the engine can compu
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from mlxgw.canonical import Event, TextDelta, ThinkingDelta, ToolCallDelta, ToolCallStart
 from mlxgw.worker import tokens as tk
-from mlxgw.worker.frames import Job
+from mlxgw.worker.frames import Job, assistant_message
 from mlxgw.worker.system_turns import fit
 
 
@@ -38,25 +37,9 @@ class AnswerRecord:
                 self._calls[event.index]["arguments"] += event.arguments
 
     def message(self) -> dict[str, Any]:
-        """The answer in the shape mlxgw.backends.local.messages gives an assistant turn."""
-        out: dict[str, Any] = {"role": "assistant", "content": "".join(self._text)}
-        if self._reasoning:
-            out["reasoning_content"] = "".join(self._reasoning)
-        if self._calls:
-            out["tool_calls"] = [
-                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": _arguments(c["arguments"])}}
-                for c in self._calls
-            ]
-        return out
-
-
-def _arguments(text: str) -> Any:
-    if not text.strip():
-        return {}
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+        """The answer in the shape the daemon gives an assistant turn (worker.frames.assistant_message)."""
+        calls = [(c["id"], c["name"], c["arguments"]) for c in self._calls]
+        return assistant_message("".join(self._text), "".join(self._reasoning), calls)
 
 
 def next_turn_tokens(tokenizer: Any, job: Job, answer: AnswerRecord) -> list[int] | None:

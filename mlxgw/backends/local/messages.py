@@ -7,7 +7,6 @@ The daemon converts before sending, so the worker only ever sees plain JSON mess
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from mlxgw.canonical import (
@@ -21,6 +20,7 @@ from mlxgw.canonical import (
 )
 from mlxgw.wires.tool_names import flattened
 from mlxgw.wires.volatile import steady
+from mlxgw.worker.frames import assistant_message
 
 # Local models here are text-only; the note tells the model something was there.
 IMAGE_PLACEHOLDER = "[image omitted: this model cannot see images]"
@@ -111,36 +111,11 @@ def _user(message: Message) -> list[dict[str, Any]]:
 
 
 def _assistant(message: Message) -> dict[str, Any]:
-    text = []
-    reasoning = []
-    calls = []
-    for part in message.content:
-        if isinstance(part, TextPart):
-            text.append(part.text)
-        elif isinstance(part, ThinkingPart) and part.text:
-            reasoning.append(part.text)
-        elif isinstance(part, ToolCallPart):
-            calls.append(
-                {
-                    "id": part.id,
-                    "type": "function",
-                    "function": {"name": part.name, "arguments": _arguments(part.arguments)},
-                }
-            )
-    out: dict[str, Any] = {"role": "assistant", "content": "".join(text)}
-    if reasoning:
-        # The key Qwen3-style templates read; the others ignore it.
-        out["reasoning_content"] = "".join(reasoning)
-    if calls:
-        out["tool_calls"] = calls
-    return out
+    parts = message.content
+    return assistant_message(
+        "".join(p.text for p in parts if isinstance(p, TextPart)),
+        "".join(p.text for p in parts if isinstance(p, ThinkingPart)),
+        [(p.id, p.name, p.arguments) for p in parts if isinstance(p, ToolCallPart)],
+    )
 
 
-def _arguments(text: str) -> Any:
-    """Templates render arguments with `tojson`, so they need the object, not its JSON text."""
-    if not text.strip():
-        return {}
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
