@@ -12,19 +12,22 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from peewee import SQL, Case, PostgresqlDatabase, fn
 
 from mlxgw.errors import MlxgwError
 from mlxgw.store import usage_limits
-from mlxgw.store.tables import RequestLog, db, utcnow
+from mlxgw.store.retention import Retention, delete_older
+from mlxgw.store.tables import RequestLog, db
 
 log = logging.getLogger("mlxgw.requestlog")
 
 FLUSH_EVERY_S = 0.5
 BATCH = 200
-PRUNE_EVERY_S = 3600.0
 PRUNE_BATCH = 5000  # rows per DELETE: requests being logged meanwhile never wait long for the store
+
+T = TypeVar("T")
 
 
 class RequestLogWriter:
@@ -36,8 +39,7 @@ class RequestLogWriter:
         self._queue: asyncio.Queue[dict] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlxgw-log")
         self._task: asyncio.Task | None = None
-        self._retention_days = retention_days
-        self._pruned: tuple[float, float] | None = None  # (monotonic time, days) of the last prune
+        self._retention = Retention(retention_days, _prune, "request log", log)
 
     def add(self, row: dict) -> None:
         self._queue.put_nowait({**row, "replica": self._replica()})
@@ -47,33 +49,18 @@ class RequestLogWriter:
 
     async def _run(self) -> None:
         while True:
-            await self._prune_if_due()
+            await self._retention.prune_if_due(self._call)
             await asyncio.sleep(FLUSH_EVERY_S)
             await self.flush()
 
-    async def _prune_if_due(self) -> None:
-        days = self._retention_days()
-        now = time.monotonic()
-        if self._pruned is not None and self._pruned[1] == days and now - self._pruned[0] < PRUNE_EVERY_S:
-            return
-        self._pruned = (now, days)
-        if days <= 0:
-            return
-        try:
-            removed = await asyncio.get_running_loop().run_in_executor(
-                self._executor, _prune, utcnow() - dt.timedelta(days=days)
-            )
-        except Exception:
-            log.exception("could not prune the request log")
-            return
-        if removed:
-            log.info("request log: removed %d request(s) older than %g day(s)", removed, days)
+    async def _call(self, fn: Callable[..., T], *args) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def flush(self) -> None:
         while not self._queue.empty():
             rows = [self._queue.get_nowait() for _ in range(min(BATCH, self._queue.qsize()))]
             try:
-                await asyncio.get_running_loop().run_in_executor(self._executor, _insert, rows)
+                await self._call(_insert, rows)
             except Exception:
                 log.exception("could not write %d request log row(s)", len(rows))
 
@@ -93,14 +80,8 @@ def _insert(rows: list[dict]) -> None:
 
 
 def _prune(before: dt.datetime) -> int:
-    removed = 0
     try:
-        while True:
-            batch = RequestLog.select(RequestLog.id).where(RequestLog.time < before).limit(PRUNE_BATCH)
-            count = RequestLog.delete().where(RequestLog.id.in_(batch)).execute()
-            removed += count
-            if count < PRUNE_BATCH:
-                return removed
+        return delete_older(RequestLog.id, RequestLog.time, before, PRUNE_BATCH)
     finally:
         db.obj.close()
 

@@ -7,7 +7,6 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,11 +14,11 @@ from typing import TypeVar
 
 from peewee import Expression
 
+from mlxgw.store.retention import Retention, delete_older
 from mlxgw.store.tables import StoredResponse, db, utcnow
 
 log = logging.getLogger("mlxgw.responses")
 
-PRUNE_EVERY_S = 3600.0
 PRUNE_BATCH = 1000
 
 T = TypeVar("T")
@@ -39,8 +38,7 @@ class ResponseStore:
 
     def __init__(self, retention_days: Callable[[], float]) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlxgw-responses")
-        self._retention_days = retention_days
-        self._pruned: tuple[float, float] | None = None  # (monotonic time, days) of the last prune
+        self._retention = Retention(retention_days, _prune, "stored responses", log)
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -68,24 +66,8 @@ class ResponseStore:
 
     async def _run(self) -> None:
         while True:
-            await self._prune_if_due()
+            await self._retention.prune_if_due(self._call)
             await asyncio.sleep(1.0)
-
-    async def _prune_if_due(self) -> None:
-        days = self._retention_days()
-        now = time.monotonic()
-        if self._pruned is not None and self._pruned[1] == days and now - self._pruned[0] < PRUNE_EVERY_S:
-            return
-        self._pruned = (now, days)
-        if days <= 0:
-            return
-        try:
-            removed = await self._call(_prune, utcnow() - dt.timedelta(days=days))
-        except Exception:
-            log.exception("could not prune the stored responses")
-            return
-        if removed:
-            log.info("stored responses: removed %d older than %g day(s)", removed, days)
 
 
 def _closing(fn: Callable[..., T], *args) -> T:
@@ -134,10 +116,4 @@ def _delete(response_id: str, owner: str) -> bool:
 
 
 def _prune(before: dt.datetime) -> int:
-    removed = 0
-    while True:
-        batch = StoredResponse.select(StoredResponse.response_id).where(StoredResponse.created_at < before).limit(PRUNE_BATCH)
-        count = StoredResponse.delete().where(StoredResponse.response_id.in_(batch)).execute()
-        removed += count
-        if count < PRUNE_BATCH:
-            return removed
+    return delete_older(StoredResponse.response_id, StoredResponse.created_at, before, PRUNE_BATCH)
